@@ -1,0 +1,3 @@
+from gdlab.cli import main
+
+main()

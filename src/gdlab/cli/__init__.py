@@ -1,0 +1,107 @@
+"""gdlab's command line. Thin: parse, call the core, render. Heavy imports stay inside
+commands so `gdlab --help` and `gdlab --version` start fast."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from gdlab import __version__
+from gdlab.cli.common import AppContext, fail
+
+app = typer.Typer(
+    name="gdlab",
+    help=(
+        "The AWS GuardDuty 'Compromised EC2 Instance' lab as one repeatable, verifiable "
+        "command.\n\nExample: gdlab run   (the whole incident on the local cloud, no AWS account)"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"gdlab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    target: str = typer.Option(
+        None,
+        "--target",
+        envvar="GDLAB_TARGET",
+        help="Where the lab runs: 'local' (embedded cloud, default) or 'aws'.",
+        show_default=False,
+    ),
+    region: str = typer.Option(
+        None, "--region", help="AWS region (default: AWS_REGION / AWS_DEFAULT_REGION)."
+    ),
+    profile: str = typer.Option(None, "--profile", help="AWS profile (default: AWS_PROFILE)."),
+    endpoint_url: str = typer.Option(
+        None,
+        "--endpoint-url",
+        help="Send every AWS call to this endpoint (AWS_ENDPOINT_URL is honoured for aws).",
+    ),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    ctx.obj = AppContext(
+        target=target,
+        region=region,
+        profile=profile,
+        endpoint_url=endpoint_url,
+        debug=debug,
+    )
+
+
+def _register() -> None:
+    from gdlab.cli import detect, labs, local, mail, run, setup, teardown
+
+    for module in (labs, setup, teardown, detect, run, mail, local):
+        module.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    """Entry point: one readable line per error, tracebacks only with --debug."""
+    import click
+
+    debug = "--debug" in sys.argv[1:] or os.environ.get("GDLAB_DEBUG") == "1"
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=sys.argv[1:], prog_name="gdlab", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.exceptions.Abort:
+        fail("aborted", 130)
+    except click.ClickException as exc:
+        exc.show()
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        fail(
+            "interrupted — the lab's journal is saved; 'gdlab status' shows it, "
+            "'gdlab teardown' removes what was created",
+            130,
+        )
+    except BaseException as exc:  # noqa: BLE001 - the CLI edge translates everything
+        from gdlab.cli.common import explain
+
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        line, code = explain(exc)
+        fail(line, code)
+    sys.exit(code if isinstance(code, int) else 0)

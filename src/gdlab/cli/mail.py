@@ -1,0 +1,7 @@
+"""gdlab mail commands (being built)."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    return None

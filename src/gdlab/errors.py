@@ -1,0 +1,41 @@
+"""Typed errors the core raises; the CLI turns each into one readable line and an exit code."""
+
+
+class GdlabError(Exception):
+    """A failure the user can act on. `exit_code` 1 for failures, 2 for bad usage."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} — {self.hint}" if self.hint else self.message
+
+
+class UsageError(GdlabError):
+    """The command line itself is wrong (bad lab id, unknown scenario, bad e-mail...)."""
+
+    exit_code = 2
+
+
+class ConfigError(GdlabError):
+    """Region, credentials or endpoint missing or unusable."""
+
+
+class PreflightError(GdlabError):
+    """The account cannot take the lab (quota, limits)."""
+
+
+class LabNotFound(GdlabError):
+    """No state file and no tagged resources for the lab."""
+
+
+class StepFailed(GdlabError):
+    """A setup/teardown step failed; the journal keeps what was done."""
+
+
+class Timeout(GdlabError):
+    """A deadline passed while waiting on the cloud."""

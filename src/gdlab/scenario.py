@@ -1,0 +1,203 @@
+"""Scenarios are data: scenarios/<name>/ holds the toml, the rule pattern, the e-mail
+template, the user data and the responder's code. This module finds, loads and checks them."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from gdlab.errors import GdlabError, UsageError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+DEFAULT_SCENARIO = "compromised-ec2"
+REQUIRED_NAMES = (
+    "compromised_instance",
+    "malicious_instance",
+    "vpc",
+    "threat_list",
+    "forensic_group",
+    "untracking_group",
+    "topic",
+    "function",
+    "rule",
+)
+
+
+class ScenarioError(GdlabError):
+    """A scenario's files are missing or malformed."""
+
+
+def scenarios_root() -> Path:
+    """The installed wheel carries gdlab/scenarios; a source checkout has ./scenarios."""
+    packaged = Path(__file__).resolve().parent / "scenarios"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "scenarios"
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    action: str
+    target: str
+    count: int
+    interval_seconds: int
+    every_seconds: int
+    start_delay_seconds: int
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    title: str
+    description: str
+    finding_type: str
+    severity: float
+    names: dict[str, str]
+    vpc_cidr: str
+    subnet_cidr: str
+    instance_type: str
+    ami_parameter: str
+    behaviour: Behaviour
+    watch_local_seconds: int
+    watch_aws_seconds: int
+    path: Path
+
+    def name_for(self, key: str, lab: str) -> str:
+        return self.names[key].format(lab=lab)
+
+    @property
+    def event_pattern(self) -> dict[str, Any]:
+        return _read_json(self.path / "event-pattern.json")
+
+    @property
+    def notification(self) -> dict[str, Any]:
+        """InputPathsMap and InputTemplate of the rule's SNS target."""
+        return _read_json(self.path / "notification.json")
+
+    @property
+    def responder_dir(self) -> Path:
+        return self.path / "responder"
+
+    def render_user_data(self, lab: str, target_ip: str) -> str:
+        b = self.behaviour
+        template = (self.path / "user-data.sh").read_text()
+        values = {
+            "lab": lab,
+            "target_ip": target_ip,
+            "count": b.count,
+            "interval_seconds": b.interval_seconds,
+            "every_seconds": b.every_seconds,
+            "start_delay_seconds": b.start_delay_seconds,
+        }
+        for key, value in values.items():
+            template = template.replace("{" + key + "}", str(value))
+        return template
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ScenarioError(f"scenario file missing: {path}") from exc
+    except json.JSONDecodeError as exc:
+        raise ScenarioError(f"{path} is not valid JSON: {exc}") from exc
+
+
+def list_scenarios() -> list[Scenario]:
+    root = scenarios_root()
+    return [load(p.name) for p in sorted(root.iterdir()) if (p / "scenario.toml").is_file()]
+
+
+@cache
+def load(name: str = DEFAULT_SCENARIO) -> Scenario:
+    root = scenarios_root()
+    path = root / name
+    if not (path / "scenario.toml").is_file():
+        known = sorted(p.name for p in root.iterdir() if (p / "scenario.toml").is_file())
+        raise UsageError(
+            f"unknown scenario '{name}'",
+            f"choose one of: {', '.join(known)} (gdlab scenarios lists them)",
+        )
+    try:
+        raw = tomllib.loads((path / "scenario.toml").read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"{path / 'scenario.toml'} is not valid TOML: {exc}") from exc
+    return _validate(raw, path)
+
+
+def _validate(raw: dict[str, Any], path: Path) -> Scenario:
+    where = path / "scenario.toml"
+
+    def need(table: dict[str, Any], key: str, kind: type, prefix: str = "") -> Any:
+        if key not in table:
+            raise ScenarioError(f"{where}: missing '{prefix}{key}'")
+        value = table[key]
+        if kind is float and isinstance(value, int):
+            value = float(value)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise ScenarioError(f"{where}: '{prefix}{key}' must be a {kind.__name__}")
+        return value
+
+    names = need(raw, "names", dict)
+    for key in REQUIRED_NAMES:
+        need(names, key, str, "names.")
+    behaviour_raw = need(raw, "behaviour", dict)
+    behaviour = Behaviour(
+        action=need(behaviour_raw, "action", str, "behaviour."),
+        target=need(behaviour_raw, "target", str, "behaviour."),
+        count=need(behaviour_raw, "count", int, "behaviour."),
+        interval_seconds=need(behaviour_raw, "interval_seconds", int, "behaviour."),
+        every_seconds=need(behaviour_raw, "every_seconds", int, "behaviour."),
+        start_delay_seconds=need(behaviour_raw, "start_delay_seconds", int, "behaviour."),
+    )
+    if behaviour.action != "ping":
+        raise ScenarioError(f"{where}: behaviour.action '{behaviour.action}' is not supported")
+    if behaviour.target != "malicious_eip":
+        raise ScenarioError(f"{where}: behaviour.target must be 'malicious_eip'")
+    if not 1 <= behaviour.count <= 100 or behaviour.every_seconds < 1:
+        raise ScenarioError(f"{where}: behaviour.count must be 1-100 and every_seconds >= 1")
+    network = need(raw, "network", dict)
+    instances = need(raw, "instances", dict)
+    timeouts = need(raw, "timeouts", dict)
+    severity = need(raw, "severity", float)
+    if not 0 < severity < 10:
+        raise ScenarioError(f"{where}: severity must be between 0 and 10")
+    finding_type = need(raw, "finding_type", str)
+    if "/" not in finding_type or ":" not in finding_type:
+        raise ScenarioError(f"{where}: finding_type '{finding_type}' is not a GuardDuty type")
+    scenario = Scenario(
+        name=need(raw, "name", str),
+        title=need(raw, "title", str),
+        description=need(raw, "description", str).strip(),
+        finding_type=finding_type,
+        severity=severity,
+        names=dict(names),
+        vpc_cidr=need(network, "vpc_cidr", str, "network."),
+        subnet_cidr=need(network, "subnet_cidr", str, "network."),
+        instance_type=need(instances, "instance_type", str, "instances."),
+        ami_parameter=need(instances, "ami_parameter", str, "instances."),
+        behaviour=behaviour,
+        watch_local_seconds=need(timeouts, "watch_local_seconds", int, "timeouts."),
+        watch_aws_seconds=need(timeouts, "watch_aws_seconds", int, "timeouts."),
+        path=path,
+    )
+    if scenario.name != path.name:
+        raise ScenarioError(f"{where}: name '{scenario.name}' differs from its folder")
+    for extra in ("event-pattern.json", "notification.json", "user-data.sh"):
+        if not (path / extra).is_file():
+            raise ScenarioError(f"scenario file missing: {path / extra}")
+    pattern_types = scenario.event_pattern.get("detail", {}).get("type", [])
+    if scenario.finding_type not in pattern_types:
+        raise ScenarioError(
+            f"{path / 'event-pattern.json'} does not match the finding type "
+            f"{scenario.finding_type}: the rule would never fire"
+        )
+    return scenario
