@@ -1,0 +1,25 @@
+"""Installs every gdlab addition to moto into this process (the server process, or a test
+process using mock_aws). Idempotent."""
+
+from __future__ import annotations
+
+import importlib
+
+# Each module has an install() that patches or registers what it adds. Order matters only
+# where one addition builds on another; keep the backends first.
+MODULES = [
+    "gdlab.local.guardduty",
+    "gdlab.local.securityhub",
+    "gdlab.local.ec2",
+]
+
+_installed = False
+
+
+def install() -> None:
+    global _installed
+    if _installed:
+        return
+    for name in MODULES:
+        importlib.import_module(name).install()
+    _installed = True
