@@ -32,9 +32,7 @@ class CloudSettings:
         """Options given on the command line win over the standard AWS variables."""
         target = given.get("target") or os.environ.get("GDLAB_TARGET") or "local"
         if target not in TARGETS:
-            raise ConfigError(
-                f"unknown target '{target}'", "use --target local or --target aws"
-            )
+            raise ConfigError(f"unknown target '{target}'", "use --target local or --target aws")
         region = (
             given.get("region")
             or os.environ.get("AWS_REGION")
@@ -147,7 +145,9 @@ class Cloud:
                     "refresh them (aws sso login / aws configure) and retry",
                 ) from exc
             except BotoCoreError as exc:
-                raise ConfigError(f"cannot reach AWS: {exc}", "check the network and region") from exc
+                raise ConfigError(
+                    f"cannot reach AWS: {exc}", "check the network and region"
+                ) from exc
         return self._account
 
     def partition(self) -> str:

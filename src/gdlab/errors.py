@@ -39,3 +39,29 @@ class StepFailed(GdlabError):
 
 class Timeout(GdlabError):
     """A deadline passed while waiting on the cloud."""
+
+
+def describe(exc: BaseException) -> tuple[str, int]:
+    """One readable line and an exit code for any exception reaching the CLI edge."""
+    if isinstance(exc, GdlabError):
+        return str(exc), exc.exit_code
+    try:
+        from botocore.exceptions import (
+            ClientError,
+            EndpointConnectionError,
+            NoCredentialsError,
+            NoRegionError,
+        )
+    except ImportError:  # pragma: no cover
+        return f"{type(exc).__name__}: {exc} (rerun with --debug for details)", 1
+    if isinstance(exc, NoCredentialsError):
+        return "no AWS credentials found — set AWS_PROFILE or run 'aws configure'", 1
+    if isinstance(exc, NoRegionError):
+        return "no AWS region set — pass --region or set AWS_REGION", 1
+    if isinstance(exc, EndpointConnectionError):
+        return f"cannot reach {exc.kwargs.get('endpoint_url')} — is the endpoint up?", 1
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        op = getattr(exc, "operation_name", "call")
+        return f"AWS {op} failed: {err.get('Code')}: {err.get('Message')}", 1
+    return f"{type(exc).__name__}: {exc} (rerun with --debug for details)", 1

@@ -65,8 +65,12 @@ class AppContext:
 
     def cloud_for_lab(self, state: Any) -> Cloud:
         """A lab is always reached where it was set up, whatever the global options say."""
-        return self.cloud(target=state.target, region=state.region, endpoint_url=state.endpoint
-                          if state.target == "aws" else None)
+        if self._cloud is not None and (
+            self._cloud.target != state.target or self._cloud.region != state.region
+        ):
+            self._cloud = None
+        endpoint = state.endpoint if state.target == "aws" else None
+        return self.cloud(target=state.target, region=state.region, endpoint_url=endpoint)
 
 
 _console = None
@@ -108,28 +112,6 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 def explain(exc: BaseException) -> tuple[str, int]:
-    """One readable line and an exit code for any exception reaching the CLI edge."""
-    from gdlab.errors import GdlabError
+    from gdlab.errors import describe
 
-    if isinstance(exc, GdlabError):
-        return str(exc), exc.exit_code
-    try:
-        from botocore.exceptions import (
-            ClientError,
-            EndpointConnectionError,
-            NoCredentialsError,
-            NoRegionError,
-        )
-    except ImportError:  # pragma: no cover
-        return f"{type(exc).__name__}: {exc} (rerun with --debug for details)", 1
-    if isinstance(exc, NoCredentialsError):
-        return "no AWS credentials found — set AWS_PROFILE or run 'aws configure'", 1
-    if isinstance(exc, NoRegionError):
-        return "no AWS region set — pass --region or set AWS_REGION", 1
-    if isinstance(exc, EndpointConnectionError):
-        return f"cannot reach {exc.kwargs.get('endpoint_url')} — is the endpoint up?", 1
-    if isinstance(exc, ClientError):
-        err = exc.response.get("Error", {})
-        op = getattr(exc, "operation_name", "call")
-        return f"AWS {op} failed: {err.get('Code')}: {err.get('Message')}", 1
-    return f"{type(exc).__name__}: {exc} (rerun with --debug for details)", 1
+    return describe(exc)

@@ -1,7 +1,101 @@
-"""gdlab setup commands (being built)."""
+"""gdlab setup: stand up the lab (attack side, then the automated response)."""
+
+from __future__ import annotations
+
+import re
 
 import typer
 
+from gdlab.cli.common import console, err_console, obj, print_json
+from gdlab.errors import UsageError
+
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
+
 
 def register(app: typer.Typer) -> None:
-    return None
+    app.command("setup")(setup)
+
+
+def validate_email(email: str | None) -> str | None:
+    if email is not None and not EMAIL.match(email):
+        raise UsageError(f"invalid e-mail address '{email}'", "use a form like you@example.com")
+    return email
+
+
+def confirm_billable(cloud, yes: bool, what: str) -> None:  # type: ignore[no-untyped-def]
+    """On a real account, show where and ask first: the lab creates billable resources."""
+    if cloud.is_local or yes:
+        return
+    import sys
+
+    err_console().print(
+        f"{what} in AWS account [bold]{cloud.account}[/bold], region [bold]{cloud.region}[/bold]"
+        " (two t3.micro instances, an Elastic IP, GuardDuty and Security Hub: billable)."
+    )
+    if not sys.stdin.isatty():
+        raise UsageError("confirmation needed on a real account", "rerun with --yes")
+    if not typer.confirm("Continue?", default=False, err=True):
+        raise typer.Exit(1)
+
+
+def run_setup(ctx: typer.Context, lab, scenario_name, email, yes, quiet):  # type: ignore[no-untyped-def]
+    """Shared by `setup` and `run`: validate, preflight, confirm, create. Returns the state."""
+    from gdlab.lab.lifecycle import context, open_lab, setup
+    from gdlab.lab.state import validate_lab_id
+    from gdlab.render.lab import step_line
+    from gdlab.scenario import load
+
+    if lab:
+        validate_lab_id(lab)
+    validate_email(email)
+    scenario = load(scenario_name)
+    app = obj(ctx)
+    cloud = app.cloud()
+    store = app.store
+    resuming = bool(lab) and store.exists(lab)
+    if resuming:
+        cloud.account  # noqa: B018 - proves the credentials before touching anything
+    else:
+        cloud.preflight(eips_needed=1)
+    confirm_billable(cloud, yes, "gdlab will create the lab")
+    state = open_lab(store, cloud, scenario, lab=lab, email=email)
+    out = err_console() if quiet else console()
+    out.print(
+        f"[bold]{'Resuming' if resuming else 'Setting up'} lab {state.lab}[/bold] "
+        f"({scenario.title}) on {cloud.target} {cloud.region}"
+        + (f" via {cloud.endpoint_url}" if cloud.endpoint_url else "")
+    )
+    lab_ctx = context(cloud, state, scenario)
+    import time
+
+    started = time.monotonic()
+    setup(lab_ctx, progress=lambda event: step_line(out, event))
+    created = sum(1 for r in state.resources if r.status == "created")
+    adopted = sum(1 for r in state.resources if r.ownership == "adopted" and r.status == "created")
+    out.print(
+        f"[bold green]lab {state.lab} ready[/bold green] in {time.monotonic() - started:.1f}s: "
+        f"{created} resources ({adopted} adopted). Next: gdlab trigger"
+    )
+    return state, lab_ctx
+
+
+def setup(
+    ctx: typer.Context,
+    lab: str = typer.Option(
+        None, "--lab", help="Lab id (3-12 of a-z, 0-9, -); an existing lab is resumed."
+    ),
+    scenario: str = typer.Option("compromised-ec2", "--scenario", help="Scenario to deploy."),
+    email: str = typer.Option(None, "--email", help="Also e-mail the alerts to this address."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before creating on AWS."),
+    json_out: bool = typer.Option(False, "--json", help="Print the lab state as JSON."),
+) -> None:
+    """Stand up the lab: network, instances, threat list, GuardDuty, Security Hub and the
+    automated response (forensic group, SNS e-mail, isolation Lambda, EventBridge rule).
+
+    Example: gdlab setup --target aws --region eu-west-1 --email me@example.com
+    """
+    state, _ = run_setup(ctx, lab, scenario, email, yes, quiet=json_out)
+    if json_out:
+        from gdlab.render.lab import status_json
+
+        print_json(status_json(state))

@@ -6,6 +6,7 @@ teardown can finish from."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -59,10 +60,8 @@ def write_private(path: Path, text: str) -> None:
             handle.write(text)
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
 
 

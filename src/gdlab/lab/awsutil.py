@@ -1,0 +1,97 @@
+"""Small AWS helpers the steps share: error codes, not-found tolerance, bounded retries."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+# Codes that mean "already gone": deleting something absent is success.
+NOT_FOUND_CODES = {
+    "NoSuchEntity",
+    "NoSuchBucket",
+    "NoSuchKey",
+    "ResourceNotFoundException",
+    "NotFoundException",
+    "NotFound",
+    "InvalidPermission.NotFound",
+    "InvalidParameterValue",  # EC2 answers this for some already-deleted ids
+}
+
+
+def error_code(exc: BaseException) -> str:
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+def error_message(exc: BaseException) -> str:
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Message", "")) or str(exc)
+
+
+def is_not_found(exc: BaseException) -> bool:
+    code = error_code(exc)
+    if not code:
+        return False
+    if code in NOT_FOUND_CODES or code.endswith(".NotFound") or code.endswith("NotFound"):
+        return code != "InvalidParameterValue" or "not found" in error_message(exc).lower()
+    # GuardDuty answers 400 BadRequestException for ids that no longer exist.
+    return (
+        code == "BadRequestException"
+        and "not" in error_message(exc).lower()
+        and ("found" in error_message(exc).lower() or "owned" in error_message(exc).lower())
+    )
+
+
+def ignore_not_found(call: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+    from botocore.exceptions import ClientError
+
+    try:
+        return call(*args, **kwargs)
+    except ClientError as exc:
+        if is_not_found(exc):
+            return None
+        raise
+
+
+def retry(
+    call: Callable[[], T],
+    *,
+    when: Callable[[BaseException], bool],
+    deadline_seconds: float,
+    first_delay: float = 1.0,
+    max_delay: float = 10.0,
+) -> T:
+    """Retry a call while `when(error)` holds, with jittered backoff, up to a deadline.
+
+    For AWS's eventual consistency (IAM propagation, ENIs released after termination)."""
+    started = time.monotonic()
+    delay = first_delay
+    while True:
+        try:
+            return call()
+        except Exception as exc:
+            if not when(exc) or time.monotonic() - started + delay > deadline_seconds:
+                raise
+        time.sleep(delay * (0.5 + random.random() / 2))
+        delay = min(delay * 2, max_delay)
+
+
+def code_in(*codes: str) -> Callable[[BaseException], bool]:
+    wanted = set(codes)
+    return lambda exc: error_code(exc) in wanted
+
+
+def message_has(*fragments: str) -> Callable[[BaseException], bool]:
+    return lambda exc: any(f.lower() in error_message(exc).lower() for f in fragments)
+
+
+def tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
+    return [{"Key": k, "Value": v} for k, v in tags.items()]
+
+
+def tag_dict(tags: Iterable[dict[str, str]] | None) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in tags or []}

@@ -1,0 +1,303 @@
+"""Setup and teardown: walk the plan, journal every create, undo by journal and tag sweep."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gdlab.cloud import Cloud
+from gdlab.errors import GdlabError, LabNotFound, StepFailed, UsageError, describe
+from gdlab.lab.plan import PLAN, STEPS, TEARDOWN_ORDER
+from gdlab.lab.state import LabState, LabStore, Resource, new_lab_id, validate_lab_id
+from gdlab.lab.steps import LabContext, Step
+from gdlab.scenario import Scenario
+
+
+@dataclass
+class StepEvent:
+    """Progress of one step, for the CLI to render as it happens."""
+
+    key: str
+    label: str
+    status: str  # created | adopted | exists | found | deleted | kept | would-delete | failed
+    id: str | None = None
+    elapsed: float = 0.0
+    detail: str | None = None
+
+
+Progress = Callable[[StepEvent], None]
+
+
+def _quiet(_: StepEvent) -> None:
+    return None
+
+
+def context(cloud: Cloud, state: LabState, scenario: Scenario) -> LabContext:
+    return LabContext(
+        cloud=cloud,
+        state=state,
+        scenario=scenario,
+        patience_seconds=5.0 if cloud.is_local else 300.0,
+    )
+
+
+def open_lab(
+    store: LabStore,
+    cloud: Cloud,
+    scenario: Scenario,
+    lab: str | None = None,
+    email: str | None = None,
+) -> LabState:
+    """A new lab's state, or the existing one when resuming `lab`."""
+    if lab:
+        validate_lab_id(lab)
+        if store.exists(lab):
+            state = store.load(lab)
+            if state.phase == "torn-down":
+                raise UsageError(
+                    f"lab {lab} was torn down", "set up a new lab (omit --lab or pick a new id)"
+                )
+            if state.target != cloud.target or state.region != cloud.region:
+                raise UsageError(
+                    f"lab {lab} lives in {state.target}/{state.region}, "
+                    f"not {cloud.target}/{cloud.region}",
+                    f"pass --target {state.target} --region {state.region}",
+                )
+            if state.scenario != scenario.name:
+                raise UsageError(f"lab {lab} runs scenario {state.scenario}, not {scenario.name}")
+            if email:
+                state.options["email"] = email
+            store.set_current(lab)
+            return state
+    lab = lab or new_lab_id()
+    state = LabState(
+        lab=lab,
+        scenario=scenario.name,
+        target=cloud.target,
+        region=cloud.region,
+        endpoint=cloud.endpoint_url if cloud.target == "aws" else None,
+        account=cloud.account,
+        options={"email": email} if email else {},
+    )
+    store.create(state)
+    state.event(f"lab {lab} opened for scenario {scenario.name}", phase="setting-up")
+    return state
+
+
+def setup(ctx: LabContext, progress: Progress = _quiet) -> LabState:
+    """Create whatever the lab is missing, in plan order. Resumable."""
+    state = ctx.state
+    resumed = any(r.status == "created" for r in state.resources)
+    state.event("setup resumed" if resumed else "setup started", phase="setting-up")
+    for step in PLAN:
+        if not step.applies(ctx):
+            continue
+        started = time.monotonic()
+        done = state.live(step.key)
+        if done:
+            progress(StepEvent(step.key, step.label, "exists", done.id))
+            continue
+        try:
+            status = _create(ctx, step)
+        except GdlabError as exc:
+            state.event(f"{step.label}: {exc}", kind="error")
+            raise
+        except Exception as exc:
+            line, _ = describe(exc)
+            state.event(f"{step.label} failed: {line}", kind="error")
+            progress(StepEvent(step.key, step.label, "failed", detail=line))
+            raise StepFailed(
+                f"setup failed at '{step.label}': {line}",
+                f"'gdlab setup --lab {state.lab}' resumes, "
+                f"'gdlab teardown --lab {state.lab}' removes what was made",
+            ) from exc
+        res = state.live(step.key)
+        progress(
+            StepEvent(
+                step.key, step.label, status, res.id if res else None, time.monotonic() - started
+            )
+        )
+    state.set_phase("ready", "setup complete: lab ready")
+    return state
+
+
+def _create(ctx: LabContext, step: Step) -> str:
+    """Create one step's resource; a pending intent is first looked for in the cloud."""
+    state = ctx.state
+    pending = state.resource(step.key)
+    if pending is not None and pending.status == "pending":
+        found = step.find(ctx)
+        if found:
+            state.record(step.key, step.type, found[0].id, found[0].ownership, **found[0].attrs)
+            return "found"
+    state.intend(step.key, step.type, step.display_name(ctx))
+    step.create(ctx)
+    res = state.live(step.key)
+    if res is None:
+        raise StepFailed(f"'{step.label}' returned without recording an id")
+    return res.ownership
+
+
+@dataclass
+class Doomed:
+    step: Step
+    resource: Resource
+
+
+def teardown_plan(ctx: LabContext, store: LabStore | None = None) -> list[list[Doomed]]:
+    """What teardown deletes, group by group: the journal's ids plus what a sweep finds."""
+    state = ctx.state
+    groups: list[list[Doomed]] = []
+    for keys in TEARDOWN_ORDER:
+        group: list[Doomed] = []
+        for key in keys:
+            step = STEPS[key]
+            seen: set[str] = set()
+            for res in state.resources:
+                if res.key == key and res.status != "deleted" and res.id:
+                    group.append(Doomed(step, res))
+                    seen.add(res.id)
+            for found in step.find(ctx):
+                if found.id not in seen:
+                    res = Resource(
+                        key,
+                        step.type,
+                        found.id,
+                        found.ownership,
+                        "created",
+                        attrs=dict(found.attrs),
+                    )
+                    group.append(Doomed(step, res))
+                    seen.add(found.id)
+        if group:
+            groups.append(group)
+    return groups
+
+
+def _shared_with(store: LabStore | None, state: LabState, res: Resource) -> str | None:
+    """Another live lab that adopted this (created) detector or hub: keep it for them."""
+    if store is None or res.key not in ("detector", "securityhub"):
+        return None
+    for other in store.all():
+        if other.lab == state.lab or other.phase == "torn-down":
+            continue
+        if other.target != state.target or other.region != state.region:
+            continue
+        theirs = other.live(res.key)
+        if theirs and theirs.id == res.id:
+            return other.lab
+    return None
+
+
+def teardown(
+    ctx: LabContext,
+    store: LabStore | None = None,
+    dry_run: bool = False,
+    progress: Progress = _quiet,
+) -> list[StepEvent]:
+    """Delete everything the lab created, in dependency order. Idempotent."""
+    state = ctx.state
+    events: list[StepEvent] = []
+    failures: list[str] = []
+
+    def report(event: StepEvent) -> None:
+        events.append(event)
+        progress(event)
+
+    if not dry_run:
+        state.event("teardown started")
+    for group in teardown_plan(ctx, store):
+        begun: list[tuple[Doomed, float]] = []
+        for doomed in group:
+            res, step = doomed.resource, doomed.step
+            if res.ownership == "adopted":
+                report(StepEvent(res.key, step.label, "kept", res.id, detail="adopted, not ours"))
+                if not dry_run:
+                    state.forget(res.key)
+                continue
+            user = _shared_with(store, state, res)
+            if user:
+                report(StepEvent(res.key, step.label, "kept", res.id, detail=f"used by lab {user}"))
+                continue
+            if dry_run:
+                report(StepEvent(res.key, step.label, "would-delete", res.id))
+                continue
+            started = time.monotonic()
+            try:
+                step.delete(ctx, res)
+                begun.append((doomed, started))
+            except Exception as exc:
+                failures.append(_failed(report, doomed, exc))
+        for doomed, started in begun:
+            res, step = doomed.resource, doomed.step
+            try:
+                step.finish_delete(ctx, res)
+            except Exception as exc:
+                failures.append(_failed(report, doomed, exc))
+                continue
+            res.status = "deleted"
+            state.save()
+            report(StepEvent(res.key, step.label, "deleted", res.id, time.monotonic() - started))
+    if dry_run:
+        return events
+    if failures:
+        state.event(f"teardown incomplete: {len(failures)} resource(s) remain", kind="error")
+        raise StepFailed(
+            f"teardown left {len(failures)} resource(s): {'; '.join(failures)}",
+            f"rerun 'gdlab teardown --lab {state.lab}' to finish",
+        )
+    state.set_phase("torn-down", "teardown complete: nothing of the lab remains")
+    return events
+
+
+def _failed(report: Progress, doomed: Doomed, exc: Exception) -> str:
+    line, _ = describe(exc)
+    report(
+        StepEvent(doomed.resource.key, doomed.step.label, "failed", doomed.resource.id, detail=line)
+    )
+    return f"{doomed.step.label} {doomed.resource.id}: {line}"
+
+
+def discover_labs(cloud: Cloud) -> set[str]:
+    """Lab ids that have resources in this account and region, found by tag and IAM path,
+    so `teardown --all` also removes labs whose state file is gone."""
+    from gdlab.lab.steps import LAB_TAG
+    from gdlab.lab.steps.compute import IAM_PATH
+
+    labs: set[str] = set()
+    ec2 = cloud.client("ec2")
+    tagged = [{"Name": "tag-key", "Values": [LAB_TAG]}]
+    for vpc in ec2.describe_vpcs(Filters=tagged)["Vpcs"]:
+        labs.update(t["Value"] for t in vpc.get("Tags", []) if t["Key"] == LAB_TAG)
+    for reservation in ec2.describe_instances(Filters=tagged)["Reservations"]:
+        for instance in reservation["Instances"]:
+            if instance["State"]["Name"] != "terminated":
+                labs.update(t["Value"] for t in instance.get("Tags", []) if t["Key"] == LAB_TAG)
+    for page in cloud.client("iam").get_paginator("list_roles").paginate(PathPrefix=IAM_PATH):
+        for role in page["Roles"]:
+            name = role["RoleName"]
+            if name.startswith("gdlab-") and name.count("-") >= 2:
+                labs.add(name[len("gdlab-") : name.rindex("-")])
+    return labs
+
+
+def rebuild_lost_lab(store: LabStore, cloud: Cloud, scenario: Scenario, lab: str) -> LabState:
+    """A state for a lab whose file is gone, if the cloud still holds any of its resources."""
+    state = LabState(
+        lab=lab,
+        scenario=scenario.name,
+        target=cloud.target,
+        region=cloud.region,
+        account=cloud.account,
+    )
+    ctx = context(cloud, state, scenario)
+    if not any(teardown_plan(ctx)):
+        raise LabNotFound(
+            f"no lab '{lab}': no state file in {store.dir} and nothing tagged gdlab:lab={lab} "
+            f"in {cloud.target} {cloud.region}",
+            "gdlab labs lists known labs; check --target/--region",
+        )
+    store.create(state)
+    state.event("state rebuilt from a tag sweep (the state file was lost)")
+    return state

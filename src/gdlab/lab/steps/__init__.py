@@ -1,0 +1,98 @@
+"""One step per lab resource: how to create it, find it by its tags, and delete it.
+
+A step's create() records the resource's id in the journal the moment AWS returns it
+(ctx.created), before any waiting, so an interruption never loses an id."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from gdlab.lab.awsutil import tag_list
+
+if TYPE_CHECKING:
+    from gdlab.cloud import Cloud
+    from gdlab.lab.state import LabState, Resource
+    from gdlab.scenario import Scenario
+
+LAB_TAG = "gdlab:lab"
+SCENARIO_TAG = "gdlab:scenario"
+
+
+@dataclass
+class Found:
+    """A resource discovered by a tag/name sweep rather than read from the journal."""
+
+    id: str
+    ownership: str = "created"
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LabContext:
+    cloud: Cloud
+    state: LabState
+    scenario: Scenario
+    # Local cloud answers at once; AWS needs patience for eventual consistency.
+    patience_seconds: float = 120.0
+
+    @property
+    def lab(self) -> str:
+        return self.state.lab
+
+    def name(self, key: str) -> str:
+        return self.scenario.name_for(key, self.lab)
+
+    def tags(self, name: str | None = None, **extra: str) -> dict[str, str]:
+        tags = {LAB_TAG: self.lab, SCENARIO_TAG: self.scenario.name}
+        if name:
+            tags["Name"] = name
+        tags.update(extra)
+        return tags
+
+    def tag_specs(self, *resource_types: str, name: str | None = None) -> list[dict[str, Any]]:
+        tags = tag_list(self.tags(name))
+        return [{"ResourceType": rt, "Tags": tags} for rt in resource_types]
+
+    def lab_filter(self) -> list[dict[str, Any]]:
+        return [{"Name": f"tag:{LAB_TAG}", "Values": [self.lab]}]
+
+    def created(self, step: Step, id_: str, ownership: str = "created", **attrs: Any) -> None:
+        self.state.record(step.key, step.type, id_, ownership=ownership, name=None, **attrs)
+
+    def id_of(self, key: str) -> str:
+        return self.state.id_of(key)
+
+    def attr(self, key: str, name: str) -> Any:
+        res = self.state.live(key)
+        return res.attrs.get(name) if res else None
+
+
+class Step(ABC):
+    key: str = ""
+    type: str = ""
+    label: str = ""
+
+    def applies(self, ctx: LabContext) -> bool:
+        """Optional steps (the e-mail subscription) say whether this lab wants them."""
+        return True
+
+    def display_name(self, ctx: LabContext) -> str | None:
+        return None
+
+    @abstractmethod
+    def create(self, ctx: LabContext) -> None:
+        """Create the resource and call ctx.created() as soon as AWS returns its id."""
+
+    def find(self, ctx: LabContext) -> list[Found]:
+        """This lab's resources of this kind, found in the cloud by tag or exact name."""
+        return []
+
+    @abstractmethod
+    def delete(self, ctx: LabContext, res: Resource) -> None:
+        """Delete (or begin deleting) the resource; absent already counts as deleted."""
+
+    def finish_delete(self, ctx: LabContext, res: Resource) -> None:
+        """Wait for a delete begun by delete(); runs after the whole group has begun."""
+        return None

@@ -1,0 +1,305 @@
+"""The two instances, the Elastic IP, and the compromised instance's SSM identity."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from gdlab.lab.awsutil import (
+    error_code,
+    ignore_not_found,
+    message_has,
+    retry,
+    tag_list,
+)
+from gdlab.lab.state import Resource
+from gdlab.lab.steps import LAB_TAG, Found, LabContext, Step
+
+IAM_PATH = "/gdlab/"
+SSM_POLICY = "AmazonSSMManagedInstanceCore"
+
+
+def _ec2(ctx: LabContext) -> Any:
+    return ctx.cloud.client("ec2")
+
+
+def _iam(ctx: LabContext) -> Any:
+    return ctx.cloud.client("iam")
+
+
+def role_tagged_for(ctx: LabContext, client: Any, role_name: str) -> bool:
+    """An existing role belongs to this lab only if it carries the lab's tag."""
+    from botocore.exceptions import ClientError
+
+    try:
+        tags = client.list_role_tags(RoleName=role_name)["Tags"]
+    except ClientError as exc:
+        if error_code(exc) == "NoSuchEntity":
+            return False
+        raise
+    return any(t["Key"] == LAB_TAG and t["Value"] == ctx.lab for t in tags)
+
+
+def delete_role(client: Any, role_name: str) -> None:
+    """Detach managed policies, delete inline ones, then the role; absent is fine."""
+    from botocore.exceptions import ClientError
+
+    try:
+        attached = client.list_attached_role_policies(RoleName=role_name)["AttachedPolicies"]
+        inline = client.list_role_policies(RoleName=role_name)["PolicyNames"]
+    except ClientError as exc:
+        if error_code(exc) == "NoSuchEntity":
+            return
+        raise
+    for policy in attached:
+        ignore_not_found(
+            client.detach_role_policy, RoleName=role_name, PolicyArn=policy["PolicyArn"]
+        )
+    for policy_name in inline:
+        ignore_not_found(client.delete_role_policy, RoleName=role_name, PolicyName=policy_name)
+    ignore_not_found(client.delete_role, RoleName=role_name)
+
+
+class InstanceRole(Step):
+    key, type, label = "instance-role", "AWS::IAM::Role", "SSM role of the compromised instance"
+
+    def display_name(self, ctx: LabContext) -> str:
+        return f"gdlab-{ctx.lab}-instance"
+
+    def create(self, ctx: LabContext) -> None:
+        iam = _iam(ctx)
+        name = self.display_name(ctx)
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "ec2.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+        role = iam.create_role(
+            RoleName=name,
+            Path=IAM_PATH,
+            AssumeRolePolicyDocument=json.dumps(trust),
+            Description="gdlab: lets SSM manage the lab's compromised instance",
+            Tags=tag_list(ctx.tags(name)),
+        )["Role"]
+        ctx.created(self, name, arn=role["Arn"])
+        iam.attach_role_policy(
+            RoleName=name,
+            PolicyArn=f"arn:{ctx.cloud.partition()}:iam::aws:policy/{SSM_POLICY}",
+        )
+
+    def find(self, ctx: LabContext) -> list[Found]:
+        name = self.display_name(ctx)
+        return [Found(name)] if role_tagged_for(ctx, _iam(ctx), name) else []
+
+    def delete(self, ctx: LabContext, res: Resource) -> None:
+        delete_role(_iam(ctx), res.id or self.display_name(ctx))
+
+
+class InstanceProfile(Step):
+    key, type = "instance-profile", "AWS::IAM::InstanceProfile"
+    label = "Instance profile of the compromised instance"
+
+    def display_name(self, ctx: LabContext) -> str:
+        return f"gdlab-{ctx.lab}-instance"
+
+    def create(self, ctx: LabContext) -> None:
+        iam = _iam(ctx)
+        name = self.display_name(ctx)
+        profile = iam.create_instance_profile(
+            InstanceProfileName=name, Path=IAM_PATH, Tags=tag_list(ctx.tags(name))
+        )["InstanceProfile"]
+        ctx.created(self, name, arn=profile["Arn"])
+        iam.add_role_to_instance_profile(
+            InstanceProfileName=name, RoleName=ctx.id_of("instance-role")
+        )
+
+    def find(self, ctx: LabContext) -> list[Found]:
+        from botocore.exceptions import ClientError
+
+        name = self.display_name(ctx)
+        try:
+            tags = _iam(ctx).list_instance_profile_tags(InstanceProfileName=name)["Tags"]
+        except ClientError as exc:
+            if error_code(exc) == "NoSuchEntity":
+                return []
+            raise
+        return [Found(name)] if any(t["Key"] == LAB_TAG for t in tags) else []
+
+    def delete(self, ctx: LabContext, res: Resource) -> None:
+        from botocore.exceptions import ClientError
+
+        iam = _iam(ctx)
+        name = res.id or self.display_name(ctx)
+        try:
+            roles = iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"]["Roles"]
+        except ClientError as exc:
+            if error_code(exc) == "NoSuchEntity":
+                return
+            raise
+        for role in roles:
+            ignore_not_found(
+                iam.remove_role_from_instance_profile,
+                InstanceProfileName=name,
+                RoleName=role["RoleName"],
+            )
+        ignore_not_found(iam.delete_instance_profile, InstanceProfileName=name)
+
+
+class ElasticIp(Step):
+    key, type, label = "eip", "AWS::EC2::EIP", "Elastic IP of the malicious instance"
+
+    def create(self, ctx: LabContext) -> None:
+        address = _ec2(ctx).allocate_address(
+            Domain="vpc",
+            TagSpecifications=ctx.tag_specs("elastic-ip", name=ctx.name("malicious_instance")),
+        )
+        ctx.created(self, address["AllocationId"], public_ip=address["PublicIp"])
+
+    def find(self, ctx: LabContext) -> list[Found]:
+        addresses = _ec2(ctx).describe_addresses(Filters=ctx.lab_filter())["Addresses"]
+        return [Found(a["AllocationId"], attrs={"public_ip": a["PublicIp"]}) for a in addresses]
+
+    def delete(self, ctx: LabContext, res: Resource) -> None:
+        ec2 = _ec2(ctx)
+        described = ignore_not_found(ec2.describe_addresses, AllocationIds=[res.id])
+        for address in (described or {}).get("Addresses", []):
+            if address.get("AssociationId"):
+                ignore_not_found(ec2.disassociate_address, AssociationId=address["AssociationId"])
+        if described:
+            ignore_not_found(ec2.release_address, AllocationId=res.id)
+
+
+class EipAssociation(Step):
+    key, type = "eip-association", "AWS::EC2::EIPAssociation"
+    label = "Elastic IP on the malicious instance"
+
+    def create(self, ctx: LabContext) -> None:
+        assoc = _ec2(ctx).associate_address(
+            AllocationId=ctx.id_of("eip"), InstanceId=ctx.id_of("instance-malicious")
+        )
+        ctx.created(self, assoc["AssociationId"])
+
+    def find(self, ctx: LabContext) -> list[Found]:
+        addresses = _ec2(ctx).describe_addresses(Filters=ctx.lab_filter())["Addresses"]
+        return [Found(a["AssociationId"]) for a in addresses if a.get("AssociationId")]
+
+    def delete(self, ctx: LabContext, res: Resource) -> None:
+        ignore_not_found(_ec2(ctx).disassociate_address, AssociationId=res.id)
+
+
+def latest_ami(ctx: LabContext) -> str:
+    return ctx.cloud.client("ssm").get_parameter(Name=ctx.scenario.ami_parameter)["Parameter"][
+        "Value"
+    ]
+
+
+class Instance(Step):
+    role_key: str = ""  # "malicious_instance" or "compromised_instance"
+    group_key: str = ""
+
+    def display_name(self, ctx: LabContext) -> str:
+        return ctx.name(self.role_key)
+
+    def launch_options(self, ctx: LabContext) -> dict[str, Any]:
+        return {}
+
+    def create(self, ctx: LabContext) -> None:
+        ec2 = _ec2(ctx)
+        image_id = ctx.attr("instance-malicious", "image_id") or latest_ami(ctx)
+        options = self.launch_options(ctx)
+        public_ip = options.pop("public_ip", False)
+        launch = lambda: ec2.run_instances(  # noqa: E731
+            ImageId=image_id,
+            InstanceType=ctx.scenario.instance_type,
+            MinCount=1,
+            MaxCount=1,
+            NetworkInterfaces=[
+                {
+                    "DeviceIndex": 0,
+                    "SubnetId": ctx.id_of("subnet"),
+                    "Groups": [ctx.id_of(self.group_key)],
+                    "AssociatePublicIpAddress": public_ip,
+                    "DeleteOnTermination": True,
+                }
+            ],
+            MetadataOptions={"HttpTokens": "required", "HttpEndpoint": "enabled"},
+            BlockDeviceMappings=[
+                {
+                    "DeviceName": "/dev/xvda",
+                    "Ebs": {"Encrypted": True, "VolumeType": "gp3", "DeleteOnTermination": True},
+                }
+            ],
+            TagSpecifications=ctx.tag_specs(
+                "instance", "volume", "network-interface", name=self.display_name(ctx)
+            ),
+            **options,
+        )
+        # A new instance profile takes a few seconds to be usable by EC2.
+        reservation = retry(
+            launch,
+            when=message_has("Invalid IAM Instance Profile", "iamInstanceProfile"),
+            deadline_seconds=ctx.patience_seconds,
+            first_delay=2.0,
+        )
+        instance = reservation["Instances"][0]
+        ctx.created(
+            self,
+            instance["InstanceId"],
+            image_id=image_id,
+            private_ip=instance.get("PrivateIpAddress"),
+        )
+        ec2.get_waiter("instance_running").wait(
+            InstanceIds=[instance["InstanceId"]],
+            WaiterConfig={"Delay": 5 if not ctx.cloud.is_local else 0.05, "MaxAttempts": 120},
+        )
+
+    def find(self, ctx: LabContext) -> list[Found]:
+        reservations = _ec2(ctx).describe_instances(
+            Filters=[
+                *ctx.lab_filter(),
+                {"Name": "tag:Name", "Values": [self.display_name(ctx)]},
+                {
+                    "Name": "instance-state-name",
+                    "Values": ["pending", "running", "stopping", "stopped", "shutting-down"],
+                },
+            ]
+        )["Reservations"]
+        return [Found(i["InstanceId"]) for r in reservations for i in r["Instances"]]
+
+    def delete(self, ctx: LabContext, res: Resource) -> None:
+        ignore_not_found(_ec2(ctx).terminate_instances, InstanceIds=[res.id])
+
+    def finish_delete(self, ctx: LabContext, res: Resource) -> None:
+        from botocore.exceptions import WaiterError
+
+        try:
+            _ec2(ctx).get_waiter("instance_terminated").wait(
+                InstanceIds=[res.id],
+                WaiterConfig={"Delay": 5 if not ctx.cloud.is_local else 0.05, "MaxAttempts": 120},
+            )
+        except WaiterError as exc:
+            if "InvalidInstanceID.NotFound" not in str(exc):
+                raise
+
+
+class MaliciousInstance(Instance):
+    key, type, label = "instance-malicious", "AWS::EC2::Instance", "Malicious instance"
+    role_key, group_key = "malicious_instance", "sg-malicious"
+
+
+class CompromisedInstance(Instance):
+    key, type, label = "instance-compromised", "AWS::EC2::Instance", "Compromised instance"
+    role_key, group_key = "compromised_instance", "sg-compromised"
+
+    def launch_options(self, ctx: LabContext) -> dict[str, Any]:
+        eip = ctx.attr("eip", "public_ip")
+        return {
+            "public_ip": True,  # reaches SSM and the malicious EIP through the IGW
+            "IamInstanceProfile": {"Name": ctx.id_of("instance-profile")},
+            "UserData": ctx.scenario.render_user_data(ctx.lab, eip),
+        }

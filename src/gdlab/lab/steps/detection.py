@@ -1,0 +1,267 @@
+"""What lets GuardDuty know the malicious IP: the private bucket holding the threat list,
+the detector (adopted when the region has one), the ThreatIntelSet, and Security Hub."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from gdlab.errors import PreflightError
+from gdlab.lab.awsutil import error_code, ignore_not_found, is_not_found
+from gdlab.lab.state import Resource
+from gdlab.lab.steps import LAB_TAG, Found, LabContext, Step
+
+THREAT_LIST_KEY = "threat-list.txt"
+MAX_THREAT_LISTS = 6  # GuardDuty's quota per detector
+
+
+def bucket_name(ctx: LabContext) -> str:
+    # Bucket names are global: the account and region make the lab's name unique.
+    return f"gdlab-{ctx.lab}-{ctx.cloud.account}-{ctx.cloud.region}"
+
+
+def threat_list_location(ctx: LabContext) -> str:
+    return f"https://s3.{ctx.cloud.region}.amazonaws.com/{bucket_name(ctx)}/{THREAT_LIST_KEY}"
+
+
+class Bucket(Step):
+    key, type, label = "bucket", "AWS::S3::Bucket", "Private, encrypted threat-list bucket"
+
+    def display_name(self, ctx: LabContext) -> str:
+        return bucket_name(ctx)
+
+    def create(self, ctx: LabContext) -> None:
+        s3 = ctx.cloud.client("s3")
+        name = bucket_name(ctx)
+        kwargs: dict[str, Any] = {}
+        if ctx.cloud.region != "us-east-1":
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": ctx.cloud.region}
+        s3.create_bucket(Bucket=name, ObjectOwnership="BucketOwnerEnforced", **kwargs)
+        ctx.created(self, name)
+        s3.put_public_access_block(
+            Bucket=name,
+            PublicAccessBlockConfiguration={
+                "BlockPublicAcls": True,
+                "IgnorePublicAcls": True,
+                "BlockPublicPolicy": True,
+                "RestrictPublicBuckets": True,
+            },
+        )
+        s3.put_bucket_encryption(
+            Bucket=name,
+            ServerSideEncryptionConfiguration={
+                "Rules": [
+                    {
+                        "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"},
+                        "BucketKeyEnabled": True,
+                    }
+                ]
+            },
+        )
+        s3.put_bucket_policy(Bucket=name, Policy=json.dumps(_tls_only_policy(ctx, name)))
+        s3.put_bucket_tagging(
+            Bucket=name,
+            Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in ctx.tags(name).items()]},
+        )
+
+    def find(self, ctx: LabContext) -> list[Found]:
+        from botocore.exceptions import ClientError
+
+        s3 = ctx.cloud.client("s3")
+        try:
+            tags = s3.get_bucket_tagging(Bucket=bucket_name(ctx))["TagSet"]
+        except ClientError as exc:
+            if error_code(exc) in ("NoSuchBucket", "NoSuchTagSet", "AccessDenied", "404"):
+                # An untagged bucket of our exact name is a half-made lab bucket.
+                return [Found(bucket_name(ctx))] if error_code(exc) == "NoSuchTagSet" else []
+            raise
+        return [Found(bucket_name(ctx))] if any(t["Key"] == LAB_TAG for t in tags) else []
+
+    def delete(self, ctx: LabContext, res: Resource) -> None:
+        from botocore.exceptions import ClientError
+
+        s3 = ctx.cloud.client("s3")
+        try:
+            paginator = s3.get_paginator("list_object_versions")
+            for page in paginator.paginate(Bucket=res.id):
+                objects = [
+                    {"Key": o["Key"], "VersionId": o["VersionId"]}
+                    for o in page.get("Versions", []) + page.get("DeleteMarkers", [])
+                ]
+                if objects:
+                    s3.delete_objects(Bucket=res.id, Delete={"Objects": objects, "Quiet": True})
+            s3.delete_bucket(Bucket=res.id)
+        except ClientError as exc:
+            if not is_not_found(exc):
+                raise
+
+
+def _tls_only_policy(ctx: LabContext, bucket: str) -> dict[str, Any]:
+    arn = f"arn:{ctx.cloud.partition()}:s3:::{bucket}"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "DenyInsecureTransport",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [arn, f"{arn}/*"],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            }
+        ],
+    }
+
+
+class ThreatListFile(Step):
+    key, type, label = "threat-list-file", "AWS::S3::Object", "Threat list (TXT) with the EIP"
+
+    def create(self, ctx: LabContext) -> None:
+        eip = ctx.attr("eip", "public_ip")
+        body = f"# gdlab lab {ctx.lab}: the malicious instance's Elastic IP\n{eip}\n"
+        ctx.cloud.client("s3").put_object(
+            Bucket=ctx.id_of("bucket"),
+            Key=THREAT_LIST_KEY,
+            Body=body.encode(),
+            ContentType="text/plain",
+        )
+        ctx.created(self, f"s3://{ctx.id_of('bucket')}/{THREAT_LIST_KEY}", entries=[eip])
+
+    def delete(self, ctx: LabContext, res: Resource) -> None:
+        bucket = (res.id or f"s3://{bucket_name(ctx)}/").split("/")[2]
+        ignore_not_found(ctx.cloud.client("s3").delete_object, Bucket=bucket, Key=THREAT_LIST_KEY)
+
+
+class Detector(Step):
+    key, type, label = "detector", "AWS::GuardDuty::Detector", "GuardDuty detector"
+
+    def create(self, ctx: LabContext) -> None:
+        guardduty = ctx.cloud.client("guardduty")
+        existing = guardduty.list_detectors()["DetectorIds"]
+        if existing:
+            detector_id = existing[0]
+            detector = guardduty.get_detector(DetectorId=detector_id)
+            if detector.get("Status") != "ENABLED":
+                raise PreflightError(
+                    f"the GuardDuty detector {detector_id} in {ctx.cloud.region} is suspended",
+                    "enable it (aws guardduty update-detector --enable) and rerun gdlab setup",
+                )
+            ctx.created(self, detector_id, ownership="adopted")
+            return
+        detector_id = guardduty.create_detector(
+            Enable=True,
+            FindingPublishingFrequency="FIFTEEN_MINUTES",
+            Tags=ctx.tags(),
+        )["DetectorId"]
+        ctx.created(self, detector_id)
+
+    def find(self, ctx: LabContext) -> list[Found]:
+        guardduty = ctx.cloud.client("guardduty")
+        found = []
+        for detector_id in guardduty.list_detectors()["DetectorIds"]:
+            tags = guardduty.get_detector(DetectorId=detector_id).get("Tags", {})
+            if tags.get(LAB_TAG) == ctx.lab:
+                found.append(Found(detector_id))
+        return found
+
+    def delete(self, ctx: LabContext, res: Resource) -> None:
+        ignore_not_found(ctx.cloud.client("guardduty").delete_detector, DetectorId=res.id)
+
+
+class ThreatIntelSet(Step):
+    key, type, label = "threat-intel-set", "AWS::GuardDuty::ThreatIntelSet", "Custom threat list"
+
+    def display_name(self, ctx: LabContext) -> str:
+        return ctx.name("threat_list")
+
+    def create(self, ctx: LabContext) -> None:
+        guardduty = ctx.cloud.client("guardduty")
+        detector_id = ctx.id_of("detector")
+        existing = guardduty.list_threat_intel_sets(DetectorId=detector_id)["ThreatIntelSetIds"]
+        if len(existing) >= MAX_THREAT_LISTS:
+            raise PreflightError(
+                f"the GuardDuty detector {detector_id} already has {len(existing)} threat lists, "
+                f"the most GuardDuty allows",
+                "delete one you no longer need (aws guardduty delete-threat-intel-set) and rerun",
+            )
+        set_id = guardduty.create_threat_intel_set(
+            DetectorId=detector_id,
+            Name=self.display_name(ctx),
+            Format="TXT",
+            Location=threat_list_location(ctx),
+            Activate=True,
+            Tags=ctx.tags(),
+        )["ThreatIntelSetId"]
+        ctx.created(self, set_id, detector_id=detector_id, name=self.display_name(ctx))
+
+    def find(self, ctx: LabContext) -> list[Found]:
+        guardduty = ctx.cloud.client("guardduty")
+        found = []
+        for detector_id in guardduty.list_detectors()["DetectorIds"]:
+            for set_id in guardduty.list_threat_intel_sets(DetectorId=detector_id)[
+                "ThreatIntelSetIds"
+            ]:
+                info = guardduty.get_threat_intel_set(
+                    DetectorId=detector_id, ThreatIntelSetId=set_id
+                )
+                if info["Name"] == self.display_name(ctx):
+                    found.append(Found(set_id, attrs={"detector_id": detector_id}))
+        return found
+
+    def delete(self, ctx: LabContext, res: Resource) -> None:
+        detector_id = res.attrs.get("detector_id") or ctx.attr("detector", "id")
+        if detector_id and res.id:
+            ignore_not_found(
+                ctx.cloud.client("guardduty").delete_threat_intel_set,
+                DetectorId=detector_id,
+                ThreatIntelSetId=res.id,
+            )
+
+
+class SecurityHub(Step):
+    key, type, label = "securityhub", "AWS::SecurityHub::Hub", "Security Hub"
+
+    def create(self, ctx: LabContext) -> None:
+        from botocore.exceptions import ClientError
+
+        hub = ctx.cloud.client("securityhub")
+        current = _describe_hub(hub)
+        if current:
+            ctx.created(self, current["HubArn"], ownership="adopted")
+            return
+        try:
+            hub.enable_security_hub(EnableDefaultStandards=False, Tags=ctx.tags())
+        except ClientError as exc:
+            if error_code(exc) != "ResourceConflictException":
+                raise
+            ctx.created(self, _describe_hub(hub)["HubArn"], ownership="adopted")
+            return
+        ctx.created(self, _describe_hub(hub)["HubArn"])
+
+    def find(self, ctx: LabContext) -> list[Found]:
+        hub = ctx.cloud.client("securityhub")
+        current = _describe_hub(hub)
+        if not current:
+            return []
+        tags = hub.list_tags_for_resource(ResourceArn=current["HubArn"]).get("Tags", {})
+        return [Found(current["HubArn"])] if tags.get(LAB_TAG) == ctx.lab else []
+
+    def delete(self, ctx: LabContext, res: Resource) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            ctx.cloud.client("securityhub").disable_security_hub()
+        except ClientError as exc:
+            if error_code(exc) not in ("InvalidAccessException", "ResourceNotFoundException"):
+                raise
+
+
+def _describe_hub(hub: Any) -> dict[str, Any] | None:
+    from botocore.exceptions import ClientError
+
+    try:
+        return hub.describe_hub()
+    except ClientError as exc:
+        if error_code(exc) in ("InvalidAccessException", "ResourceNotFoundException"):
+            return None
+        raise

@@ -1,0 +1,356 @@
+"""The automated response: the responder's role, the SNS topic and its e-mail, the Lambda
+and its log group, and the EventBridge rule with its two targets."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from gdlab.lab import responder
+from gdlab.lab.awsutil import error_code, ignore_not_found, message_has, retry, tag_list
+from gdlab.lab.state import Resource
+from gdlab.lab.steps import LAB_TAG, Found, LabContext, Step
+from gdlab.lab.steps.compute import IAM_PATH, delete_role, role_tagged_for
+
+LOG_RETENTION_DAYS = 7
+STATEMENT_ID = "gdlab-eventbridge"
+SNS_TARGET_ID = "gdlab-email"
+LAMBDA_TARGET_ID = "gdlab-responder"
+
+
+def function_name(ctx: LabContext) -> str:
+    return ctx.name("function")
+
+
+def log_group_name(ctx: LabContext) -> str:
+    return f"/aws/lambda/{function_name(ctx)}"
+
+
+def rule_arn(ctx: LabContext) -> str:
+    return ctx.cloud.arn("events", f"rule/{ctx.name('rule')}")
+
+
+def topic_arn(ctx: LabContext) -> str:
+    return ctx.cloud.arn("sns", ctx.name("topic"))
+
+
+def responder_role_name(ctx: LabContext) -> str:
+    return f"gdlab-{ctx.lab}-responder"
+
+
+class ResponderRole(Step):
+    key, type, label = "responder-role", "AWS::IAM::Role", "Responder's least-privilege role"
+
+    def display_name(self, ctx: LabContext) -> str:
+        return responder_role_name(ctx)
+
+    def create(self, ctx: LabContext) -> None:
+        iam = ctx.cloud.client("iam")
+        name = self.display_name(ctx)
+        role = iam.create_role(
+            RoleName=name,
+            Path=IAM_PATH,
+            AssumeRolePolicyDocument=json.dumps(responder.role_trust_policy(ctx.cloud.account)),
+            Description="gdlab: isolates the lab's compromised instance and reports it",
+            Tags=tag_list(ctx.tags(name)),
+        )["Role"]
+        ctx.created(self, name, arn=role["Arn"])
+        policy = responder.role_policy(
+            partition=ctx.cloud.partition(),
+            region=ctx.cloud.region,
+            account=ctx.cloud.account,
+            lab_tag_key=LAB_TAG,
+            lab_tag_value=ctx.lab,
+            forensic_group_id=ctx.id_of("sg-forensic"),
+            untracking_group_id=ctx.id_of("sg-untracking"),
+            topic_arn=topic_arn(ctx),
+            log_group_name=log_group_name(ctx),
+        )
+        iam.put_role_policy(
+            RoleName=name, PolicyName="gdlab-responder", PolicyDocument=json.dumps(policy)
+        )
+
+    def find(self, ctx: LabContext) -> list[Found]:
+        name = self.display_name(ctx)
+        return [Found(name)] if role_tagged_for(ctx, ctx.cloud.client("iam"), name) else []
+
+    def delete(self, ctx: LabContext, res: Resource) -> None:
+        delete_role(ctx.cloud.client("iam"), res.id or self.display_name(ctx))
+
+
+def topic_policy(ctx: LabContext) -> dict[str, Any]:
+    arn = topic_arn(ctx)
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "OnlyThisRule",
+                "Effect": "Allow",
+                "Principal": {"Service": "events.amazonaws.com"},
+                "Action": "sns:Publish",
+                "Resource": arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn(ctx)}},
+            },
+            {
+                "Sid": "TheResponder",
+                "Effect": "Allow",
+                "Principal": {"AWS": ctx.attr("responder-role", "arn")},
+                "Action": "sns:Publish",
+                "Resource": arn,
+            },
+        ],
+    }
+
+
+class Topic(Step):
+    key, type, label = "sns-topic", "AWS::SNS::Topic", "SNS topic for the e-mails"
+
+    def display_name(self, ctx: LabContext) -> str:
+        return ctx.name("topic")
+
+    def create(self, ctx: LabContext) -> None:
+        # No KMS key: EventBridge cannot publish to a topic encrypted with alias/aws/sns.
+        arn = ctx.cloud.client("sns").create_topic(
+            Name=self.display_name(ctx),
+            Attributes={
+                "DisplayName": "GuardDuty-Example",
+                "Policy": json.dumps(topic_policy(ctx)),
+            },
+            Tags=tag_list(ctx.tags(self.display_name(ctx))),
+        )["TopicArn"]
+        ctx.created(self, arn)
+
+    def find(self, ctx: LabContext) -> list[Found]:
+        from botocore.exceptions import ClientError
+
+        sns = ctx.cloud.client("sns")
+        try:
+            tags = sns.list_tags_for_resource(ResourceArn=topic_arn(ctx))["Tags"]
+        except ClientError as exc:
+            if error_code(exc) in ("NotFound", "ResourceNotFound", "ResourceNotFoundException"):
+                return []
+            raise
+        return [Found(topic_arn(ctx))] if any(t["Key"] == LAB_TAG for t in tags) else []
+
+    def delete(self, ctx: LabContext, res: Resource) -> None:
+        ignore_not_found(ctx.cloud.client("sns").delete_topic, TopicArn=res.id)
+
+
+class EmailSubscription(Step):
+    key, type, label = "sns-subscription", "AWS::SNS::Subscription", "E-mail subscription"
+
+    def applies(self, ctx: LabContext) -> bool:
+        return bool(ctx.state.options.get("email"))
+
+    def create(self, ctx: LabContext) -> None:
+        sub = ctx.cloud.client("sns").subscribe(
+            TopicArn=ctx.id_of("sns-topic"),
+            Protocol="email",
+            Endpoint=ctx.state.options["email"],
+            ReturnSubscriptionArn=True,
+        )
+        ctx.created(self, sub["SubscriptionArn"], endpoint=ctx.state.options["email"])
+
+    def delete(self, ctx: LabContext, res: Resource) -> None:
+        from botocore.exceptions import ClientError
+
+        # Unconfirmed subscriptions cannot be unsubscribed; deleting the topic removes them.
+        try:
+            ctx.cloud.client("sns").unsubscribe(SubscriptionArn=res.id)
+        except ClientError as exc:
+            if error_code(exc) not in ("NotFound", "InvalidParameter", "AuthorizationError"):
+                raise
+
+
+class LogGroup(Step):
+    key, type, label = "log-group", "AWS::Logs::LogGroup", "Responder's log group"
+
+    def display_name(self, ctx: LabContext) -> str:
+        return log_group_name(ctx)
+
+    def create(self, ctx: LabContext) -> None:
+        logs = ctx.cloud.client("logs")
+        name = log_group_name(ctx)
+        try:
+            logs.create_log_group(logGroupName=name, tags=ctx.tags())
+        except Exception as exc:
+            if error_code(exc) != "ResourceAlreadyExistsException":
+                raise
+        ctx.created(self, name)
+        logs.put_retention_policy(logGroupName=name, retentionInDays=LOG_RETENTION_DAYS)
+
+    def find(self, ctx: LabContext) -> list[Found]:
+        groups = ctx.cloud.client("logs").describe_log_groups(
+            logGroupNamePrefix=log_group_name(ctx)
+        )["logGroups"]
+        return [
+            Found(g["logGroupName"]) for g in groups if g["logGroupName"] == log_group_name(ctx)
+        ]
+
+    def delete(self, ctx: LabContext, res: Resource) -> None:
+        ignore_not_found(ctx.cloud.client("logs").delete_log_group, logGroupName=res.id)
+
+
+class Function(Step):
+    key, type, label = "function", "AWS::Lambda::Function", "Responder Lambda"
+
+    def display_name(self, ctx: LabContext) -> str:
+        return function_name(ctx)
+
+    def create(self, ctx: LabContext) -> None:
+        lam = ctx.cloud.client("lambda")
+        name = function_name(ctx)
+        code = responder.build_zip(ctx.scenario)
+        env = responder.environment(
+            lab_tag_key=LAB_TAG,
+            lab_tag_value=ctx.lab,
+            forensic_group_id=ctx.id_of("sg-forensic"),
+            untracking_group_id=ctx.id_of("sg-untracking"),
+            topic_arn=ctx.id_of("sns-topic"),
+        )
+        create = lambda: lam.create_function(  # noqa: E731
+            FunctionName=name,
+            Runtime=responder.RUNTIME,
+            Role=ctx.attr("responder-role", "arn"),
+            Handler=responder.HANDLER,
+            Code={"ZipFile": code},
+            Description="gdlab: isolates a compromised lab instance into the forensic group",
+            Timeout=responder.TIMEOUT_SECONDS,
+            MemorySize=responder.MEMORY_MB,
+            Environment={"Variables": env},
+            Tags=ctx.tags(name),
+        )
+        # A role made seconds ago may not be assumable by Lambda yet (IAM propagation).
+        function = retry(
+            create,
+            when=message_has("cannot be assumed", "role defined for the function"),
+            deadline_seconds=60.0,
+            first_delay=2.0,
+        )
+        ctx.created(
+            self,
+            name,
+            arn=function["FunctionArn"],
+            code_sha256=function.get("CodeSha256"),
+        )
+        lam.get_waiter("function_active_v2").wait(
+            FunctionName=name,
+            WaiterConfig={"Delay": 1 if not ctx.cloud.is_local else 0.05, "MaxAttempts": 120},
+        )
+
+    def find(self, ctx: LabContext) -> list[Found]:
+        from botocore.exceptions import ClientError
+
+        try:
+            fn = ctx.cloud.client("lambda").get_function(FunctionName=function_name(ctx))
+        except ClientError as exc:
+            if error_code(exc) == "ResourceNotFoundException":
+                return []
+            raise
+        tags = fn.get("Tags", {})
+        return [Found(function_name(ctx))] if tags.get(LAB_TAG) == ctx.lab else []
+
+    def delete(self, ctx: LabContext, res: Resource) -> None:
+        ignore_not_found(ctx.cloud.client("lambda").delete_function, FunctionName=res.id)
+
+
+class Rule(Step):
+    key, type, label = "rule", "AWS::Events::Rule", "EventBridge rule"
+
+    def display_name(self, ctx: LabContext) -> str:
+        return ctx.name("rule")
+
+    def create(self, ctx: LabContext) -> None:
+        arn = ctx.cloud.client("events").put_rule(
+            Name=self.display_name(ctx),
+            EventPattern=json.dumps(ctx.scenario.event_pattern),
+            State="ENABLED",
+            Description=f"gdlab: {ctx.scenario.finding_type} findings to e-mail and the responder",
+            Tags=tag_list(ctx.tags(self.display_name(ctx))),
+        )["RuleArn"]
+        ctx.created(self, self.display_name(ctx), arn=arn)
+
+    def find(self, ctx: LabContext) -> list[Found]:
+        from botocore.exceptions import ClientError
+
+        events = ctx.cloud.client("events")
+        try:
+            tags = events.list_tags_for_resource(ResourceARN=rule_arn(ctx))["Tags"]
+        except ClientError as exc:
+            if error_code(exc) == "ResourceNotFoundException":
+                return []
+            raise
+        return [Found(self.display_name(ctx))] if any(t["Key"] == LAB_TAG for t in tags) else []
+
+    def delete(self, ctx: LabContext, res: Resource) -> None:
+        ignore_not_found(ctx.cloud.client("events").delete_rule, Name=res.id)
+
+
+class InvokePermission(Step):
+    key, type, label = "permission", "AWS::Lambda::Permission", "Invoke permission for the rule"
+
+    def create(self, ctx: LabContext) -> None:
+        ctx.cloud.client("lambda").add_permission(
+            FunctionName=ctx.id_of("function"),
+            StatementId=STATEMENT_ID,
+            Action="lambda:InvokeFunction",
+            Principal="events.amazonaws.com",
+            SourceArn=ctx.attr("rule", "arn"),
+            SourceAccount=ctx.cloud.account,
+        )
+        ctx.created(self, STATEMENT_ID)
+
+    def delete(self, ctx: LabContext, res: Resource) -> None:
+        ignore_not_found(
+            ctx.cloud.client("lambda").remove_permission,
+            FunctionName=function_name(ctx),
+            StatementId=res.id,
+        )
+
+
+class Targets(Step):
+    key, type, label = "targets", "AWS::Events::Target", "Rule targets: e-mail + responder"
+
+    def create(self, ctx: LabContext) -> None:
+        notification = ctx.scenario.notification
+        rule = ctx.id_of("rule")
+        result = ctx.cloud.client("events").put_targets(
+            Rule=rule,
+            Targets=[
+                {
+                    "Id": SNS_TARGET_ID,
+                    "Arn": ctx.id_of("sns-topic"),
+                    "InputTransformer": {
+                        "InputPathsMap": notification["InputPathsMap"],
+                        "InputTemplate": notification["InputTemplate"],
+                    },
+                },
+                {"Id": LAMBDA_TARGET_ID, "Arn": ctx.attr("function", "arn")},
+            ],
+        )
+        if result.get("FailedEntryCount"):
+            failed = result["FailedEntries"][0]
+            raise RuntimeError(
+                f"EventBridge refused target {failed.get('TargetId')}: {failed.get('ErrorMessage')}"
+            )
+        ctx.created(self, f"{rule}:{SNS_TARGET_ID},{LAMBDA_TARGET_ID}", rule=rule)
+
+    def find(self, ctx: LabContext) -> list[Found]:
+        from botocore.exceptions import ClientError
+
+        rule = ctx.name("rule")
+        try:
+            targets = ctx.cloud.client("events").list_targets_by_rule(Rule=rule)["Targets"]
+        except ClientError as exc:
+            if error_code(exc) == "ResourceNotFoundException":
+                return []
+            raise
+        ids = [t["Id"] for t in targets]
+        return [Found(f"{rule}:{','.join(ids)}", attrs={"rule": rule})] if ids else []
+
+    def delete(self, ctx: LabContext, res: Resource) -> None:
+        rule, _, ids = (res.id or "").partition(":")
+        if ids:
+            ignore_not_found(
+                ctx.cloud.client("events").remove_targets, Rule=rule, Ids=ids.split(",")
+            )

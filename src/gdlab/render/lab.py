@@ -1,0 +1,123 @@
+"""Rich views of labs: step progress lines, the status page, the list of labs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+STATUS_STYLE = {
+    "created": ("✓", "green"),
+    "found": ("✓", "green"),
+    "adopted": ("↺", "cyan"),
+    "exists": ("·", "dim"),
+    "deleted": ("✗", "yellow"),
+    "kept": ("↺", "cyan"),
+    "would-delete": ("-", "yellow"),
+    "failed": ("!", "bold red"),
+}
+
+PHASE_STYLE = {
+    "setting-up": "yellow",
+    "ready": "cyan",
+    "triggered": "magenta",
+    "detected": "bold magenta",
+    "isolated": "bold green",
+    "verified": "bold green",
+    "torn-down": "dim",
+}
+
+
+def step_line(console: Console, event: Any) -> None:
+    mark, style = STATUS_STYLE.get(event.status, ("?", "white"))
+    elapsed = f"{event.elapsed:6.2f}s" if event.elapsed else " " * 7
+    ident = event.id or ""
+    detail = f"  [dim]{event.detail}[/dim]" if event.detail else ""
+    console.print(
+        f" [{style}]{mark}[/{style}] {elapsed}  {event.label:<42} [{style}]{event.status:<12}[/]"
+        f" [bold]{ident}[/bold]{detail}",
+        soft_wrap=True,
+    )
+
+
+def _short_time(iso: str) -> str:
+    try:
+        return datetime.fromisoformat(iso.replace("Z", "+00:00")).strftime("%H:%M:%S.%f")[:-3]
+    except ValueError:
+        return iso
+
+
+def status_view(console: Console, state: Any) -> None:
+    phase_style = PHASE_STYLE.get(state.phase, "white")
+    console.print(
+        f"[bold]lab {state.lab}[/bold]  scenario [bold]{state.scenario}[/bold]  "
+        f"target [bold]{state.target}[/bold]  region [bold]{state.region}[/bold]  "
+        f"account {state.account or '?'}"
+    )
+    console.print(f"phase: [{phase_style}]{state.phase}[/{phase_style}]")
+    table = Table(title="Resources", title_justify="left", show_lines=False, expand=False)
+    table.add_column("resource")
+    table.add_column("type", style="dim")
+    table.add_column("id", overflow="fold")
+    table.add_column("ownership")
+    table.add_column("status")
+    for res in state.resources:
+        style = {"created": "green", "pending": "yellow", "deleted": "dim"}.get(res.status, "")
+        table.add_row(
+            res.key, res.type, res.id or "-", res.ownership, f"[{style}]{res.status}[/{style}]"
+        )
+    console.print(table)
+    timeline = Table(title="Timeline", title_justify="left")
+    timeline.add_column("time (UTC)", style="dim")
+    timeline.add_column("event", overflow="fold")
+    for event in state.timeline[-30:]:
+        style = "red" if event.kind == "error" else ("bold" if event.phase else "")
+        timeline.add_row(_short_time(event.time), f"[{style}]{event.message}[/{style}]")
+    console.print(timeline)
+
+
+def labs_table(console: Console, labs: list[Any], current: str | None) -> None:
+    if not labs:
+        console.print("no labs yet — 'gdlab setup' creates one, 'gdlab run' runs the whole lab")
+        return
+    table = Table()
+    table.add_column("lab")
+    table.add_column("scenario")
+    table.add_column("target")
+    table.add_column("region")
+    table.add_column("phase")
+    table.add_column("resources", justify="right")
+    table.add_column("created (UTC)", style="dim")
+    for state in labs:
+        live = sum(1 for r in state.resources if r.status == "created")
+        mark = "* " if state.lab == current else "  "
+        style = PHASE_STYLE.get(state.phase, "white")
+        table.add_row(
+            mark + state.lab,
+            state.scenario,
+            state.target,
+            state.region,
+            f"[{style}]{state.phase}[/{style}]",
+            str(live),
+            state.created_at[:19].replace("T", " "),
+        )
+    console.print(table)
+
+
+def status_json(state: Any) -> dict[str, Any]:
+    data = state.to_dict()
+    data["resources"] = [
+        {
+            "key": r.key,
+            "type": r.type,
+            "id": r.id,
+            "ownership": r.ownership,
+            "status": r.status,
+            "name": r.name,
+            **({"attrs": r.attrs} if r.attrs else {}),
+        }
+        for r in state.resources
+    ]
+    return data
