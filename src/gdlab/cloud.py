@@ -57,6 +57,8 @@ class Cloud:
     _session: Any = field(default=None, repr=False)
     _clients: dict[str, Any] = field(default_factory=dict, repr=False)
     _account: str | None = None
+    # Calls made per "service.Operation", for the run summary and the benchmarks.
+    api_calls: dict[str, int] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -113,13 +115,23 @@ class Cloud:
                     connect_timeout=5 if self.is_local else 10,
                     read_timeout=30 if self.is_local else 60,
                 )
-                self._clients[service] = self._session_obj().client(
+                client = self._session_obj().client(
                     service,
                     region_name=self.region,
                     endpoint_url=self.settings.endpoint_url,
                     config=config,
                 )
+                client.meta.events.register("before-call", self._count_call)
+                self._clients[service] = client
             return self._clients[service]
+
+    def _count_call(self, model: Any, **_: Any) -> None:
+        key = f"{model.service_model.service_name}.{model.name}"
+        self.api_calls[key] = self.api_calls.get(key, 0) + 1
+
+    @property
+    def api_call_count(self) -> int:
+        return sum(self.api_calls.values())
 
     @property
     def account(self) -> str:

@@ -1,7 +1,154 @@
-"""gdlab detect commands (being built)."""
+"""gdlab trigger, watch, verify: set off the incident, follow it, prove it."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
 
 import typer
 
+from gdlab.cli.common import console, obj, print_json
+from gdlab.errors import GdlabError, UsageError
+
+DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s?)?$")
+
 
 def register(app: typer.Typer) -> None:
-    return None
+    app.command("trigger")(trigger)
+    app.command("watch")(watch)
+    app.command("verify")(verify)
+
+
+def parse_duration(text: str | None) -> float | None:
+    """'90', '90s', '5m', '1h30m' -> seconds."""
+    if text is None:
+        return None
+    match = DURATION.match(text.strip())
+    if not text.strip() or not match or not any(match.groups()):
+        raise UsageError(f"invalid duration '{text}'", "use a form like 45s, 5m or 1h30m")
+    hours, minutes, seconds = match.groups()
+    total = int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(seconds or 0)
+    if total <= 0:
+        raise UsageError(f"duration '{text}' must be positive")
+    return total
+
+
+def lab_context(ctx: typer.Context, lab: str | None):  # type: ignore[no-untyped-def]
+    from gdlab.lab.lifecycle import context
+    from gdlab.scenario import load
+
+    app = obj(ctx)
+    state = app.store.resolve(lab)
+    if state.phase == "torn-down":
+        raise UsageError(f"lab {state.lab} was torn down", "set up a new one with 'gdlab setup'")
+    cloud = app.cloud_for_lab(state)
+    return context(cloud, state, load(state.scenario))
+
+
+class TriggerFailed(GdlabError):
+    """SSM could not run the ping."""
+
+
+def trigger(
+    ctx: typer.Context,
+    lab: str = typer.Option(None, "--lab", help="Lab id (default: the current lab)."),
+    count: int = typer.Option(3, "--count", min=1, max=100, help="Pings to send."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Make the compromised instance ping the malicious Elastic IP (SSM RunCommand).
+
+    Example: gdlab trigger --count 5
+    """
+    from gdlab.lab import trigger as core
+
+    lab_ctx = lab_context(ctx, lab)
+    result = core.trigger(lab_ctx, count=count)
+    if json_out:
+        print_json(result.to_dict())
+    else:
+        from gdlab.render.incident import ping_view
+
+        ping_view(console(), result)
+    if not result.delivered:
+        raise TriggerFailed(
+            f"SSM did not run the ping ({result.status})",
+            "check 'aws ssm describe-instance-information' and retry 'gdlab trigger'",
+        )
+    if not json_out:
+        console().print("the flow is in; next: gdlab watch")
+
+
+def run_watch(lab_ctx, timeout: float | None, json_out: bool):  # type: ignore[no-untyped-def]
+    from gdlab.lab.watch import watch as core
+    from gdlab.render.incident import hops_table, watch_summary
+
+    if json_out:
+        return core(lab_ctx, timeout_seconds=timeout)
+    from rich.live import Live
+
+    out = console()
+    with Live(hops_table([]), console=out, refresh_per_second=10, transient=False) as live:
+        result = core(
+            lab_ctx,
+            timeout_seconds=timeout,
+            on_update=lambda hops: live.update(hops_table(hops)),
+        )
+        live.update(hops_table(result.hops, spinning=False))
+    watch_summary(out, result)
+    return result
+
+
+def watch(
+    ctx: typer.Context,
+    lab: str = typer.Option(None, "--lab", help="Lab id (default: the current lab)."),
+    timeout: str = typer.Option(
+        None, "--timeout", help="Deadline, e.g. 90s or 20m (default: 60s local, 20m aws)."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print the hops as JSON."),
+) -> None:
+    """Follow the incident hop by hop: threat list, GuardDuty, Security Hub, responder,
+    isolation, e-mails. Exits 1 with what to check if the deadline passes.
+
+    Example: gdlab watch --timeout 20m
+    """
+    seconds = parse_duration(timeout)
+    lab_ctx = lab_context(ctx, lab)
+    try:
+        result = run_watch(lab_ctx, seconds, json_out)
+    except KeyboardInterrupt:
+        console().print("stopped watching; the lab is as it was — 'gdlab watch' resumes")
+        raise typer.Exit(130) from None
+    if json_out:
+        print_json(result.to_dict())
+    if not result.complete:
+        raise typer.Exit(1)
+
+
+def verify(
+    ctx: typer.Context,
+    lab: str = typer.Option(None, "--lab", help="Lab id (default: the current lab)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the checks as JSON."),
+    junit: Path = typer.Option(None, "--junit", help="Also write JUnit XML to this file."),
+) -> None:
+    """Prove the incident with named checks, each with its evidence; exit 0 only if all pass.
+
+    Example: gdlab verify --junit verify.xml
+    """
+    from gdlab.lab.verify import verify as core
+    from gdlab.render.incident import junit_xml, verify_view
+
+    lab_ctx = lab_context(ctx, lab)
+    started = time.monotonic()
+    verdict = core(lab_ctx)
+    if junit:
+        try:
+            junit.write_text(junit_xml(verdict, time.monotonic() - started))
+        except OSError as exc:
+            raise UsageError(f"cannot write {junit}: {exc.strerror}") from exc
+    if json_out:
+        print_json(verdict.to_dict())
+    else:
+        verify_view(console(), verdict)
+    if not verdict.passed:
+        raise typer.Exit(1)

@@ -1,7 +1,166 @@
-"""gdlab run commands (being built)."""
+"""gdlab run: the whole incident in one go — setup, trigger, watch, verify, teardown."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any
 
 import typer
 
+from gdlab.cli.common import console, err_console, obj, print_json
+from gdlab.errors import describe
+
 
 def register(app: typer.Typer) -> None:
-    return None
+    app.command("run")(run)
+
+
+def _local_mails(cloud: Any, state: Any) -> list[dict[str, Any]] | None:
+    """What the local cloud published to the lab's topic (AWS e-mails go to inboxes)."""
+    topic = state.live("sns-topic")
+    if not cloud.is_local or not topic:
+        return None
+    from gdlab.local.api import fetch
+
+    try:
+        return fetch(cloud.endpoint_url, "published", topic=topic.id)
+    except Exception:  # the summary is still useful without the e-mails
+        return None
+
+
+def run(
+    ctx: typer.Context,
+    scenario: str = typer.Option("compromised-ec2", "--scenario", help="Scenario to run."),
+    lab: str = typer.Option(None, "--lab", help="Lab id (default: a new gd-xxxxxx)."),
+    email: str = typer.Option(None, "--email", help="Also e-mail the alerts to this address."),
+    keep: bool = typer.Option(False, "--keep", help="Keep the lab afterwards (no teardown)."),
+    timeout: str = typer.Option(None, "--timeout", help="Watch deadline, e.g. 90s or 20m."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before creating on AWS."),
+    json_out: bool = typer.Option(False, "--json", help="Print the run's report as JSON."),
+) -> None:
+    """Run the whole incident: setup -> trigger -> watch -> verify -> teardown, then one
+    summary (timeline, e-mails, verify table). Teardown runs even when a step fails.
+
+    Example: gdlab run            (local cloud, no AWS account needed)
+    Example: gdlab run --target aws --region us-east-1 --yes --json
+    """
+    from gdlab.cli.detect import parse_duration
+
+    seconds = parse_duration(timeout)
+    app = obj(ctx)
+    settings = app.settings()
+    with contextlib.ExitStack() as stack:
+        if settings.target == "local" and not settings.endpoint_url and not keep:
+            # No daemon needed for one run: host the local cloud in this process for its
+            # duration (with --keep, the lab must outlive the run, so the daemon serves it).
+            from gdlab.local.daemon import status as daemon_status
+
+            if not daemon_status(app.store.home).get("running"):
+                from gdlab.local.server import InProcessServer
+
+                server = stack.enter_context(InProcessServer())
+                app.endpoint_url = server.endpoint
+        report = _run(ctx, scenario, lab, email, keep, seconds, yes, json_out)
+    if json_out:
+        print_json(report)
+    if not report["passed"]:
+        raise typer.Exit(1)
+
+
+def _run(ctx, scenario, lab, email, keep, timeout, yes, json_out):  # type: ignore[no-untyped-def]
+    from gdlab.cli.detect import run_watch
+    from gdlab.cli.setup import run_setup
+    from gdlab.lab import lifecycle
+    from gdlab.lab import trigger as trigger_core
+    from gdlab.lab.verify import verify as verify_core
+    from gdlab.render import incident
+    from gdlab.render.lab import step_line
+
+    out = err_console() if json_out else console()
+    started = time.monotonic()
+    steps: list[dict[str, Any]] = []
+    report: dict[str, Any] = {"passed": False, "steps": steps}
+
+    def step(name: str, fn: Any) -> Any:
+        t0 = time.monotonic()
+        if not json_out:
+            out.rule(f"[bold]{name}")
+        try:
+            value = fn()
+        except Exception as exc:
+            line, _ = describe(exc)
+            steps.append(
+                {"step": name, "ok": False, "seconds": time.monotonic() - t0, "error": line}
+            )
+            out.print(f"[bold red]{name} failed:[/bold red] {line}")
+            return None
+        steps.append({"step": name, "ok": True, "seconds": round(time.monotonic() - t0, 3)})
+        return value
+
+    opened: dict[str, Any] = {}
+    made = step(
+        "setup", lambda: run_setup(ctx, lab, scenario, email, yes, quiet=json_out, opened=opened)
+    )
+    # A failed setup still leaves the lab it opened, which teardown then removes.
+    state = made[0] if made else opened.get("state")
+    lab_ctx = made[1] if made else None
+    cloud = obj(ctx).cloud()
+    report.update(lab=state.lab if state else None, target=cloud.target, region=cloud.region)
+    since = state.timeline[0].time if state and state.timeline else None
+    verdict = None
+    if lab_ctx is not None:
+        ping = step("trigger", lambda: trigger_core.trigger(lab_ctx))
+        if ping is not None:
+            report["trigger"] = ping.to_dict()
+            if not json_out:
+                incident.ping_view(out, ping)
+            if not ping.delivered:
+                steps[-1].update(ok=False, error=f"SSM did not run the ping ({ping.status})")
+        watched = step("watch", lambda: run_watch(lab_ctx, timeout, json_out))
+        if watched is not None:
+            report["watch"] = watched.to_dict()
+            if not watched.complete:
+                steps[-1].update(ok=False, error="deadline reached before every hop was seen")
+        verdict = step("verify", lambda: verify_core(lab_ctx))
+        if verdict is not None:
+            report["verify"] = verdict.to_dict()
+            if not verdict.passed:
+                steps[-1].update(ok=False, error="not every check passed")
+    mails = _local_mails(cloud, state) if state else None
+    if mails is not None:
+        report["emails"] = mails
+    if state is not None and not keep:
+        from gdlab.scenario import load
+
+        td_ctx = lab_ctx or lifecycle.context(cloud, state, load(state.scenario))
+
+        def down() -> Any:
+            return lifecycle.teardown(
+                td_ctx,
+                store=obj(ctx).store,
+                progress=(lambda e: step_line(out, e)) if not json_out else (lambda e: None),
+            )
+
+        step("teardown", down)
+    report["seconds"] = round(time.monotonic() - started, 3)
+    report["api_calls"] = cloud.api_call_count
+    report["passed"] = all(s["ok"] for s in steps) and verdict is not None and verdict.passed
+    if not json_out and state is not None:
+        out.rule("[bold]summary")
+        out.print(incident.timeline_table(state, since))
+        if mails:
+            out.print("[bold]Messages published to the lab's topic (the e-mails)[/bold]")
+            out.print(incident.mail_panels(mails))
+        if verdict is not None:
+            incident.verify_view(out, verdict)
+        style = "bold green" if report["passed"] else "bold red"
+        verdict_word = "PASSED" if report["passed"] else "FAILED"
+        failed = [s["step"] for s in steps if not s["ok"]]
+        out.print(
+            f"[{style}]gdlab run {verdict_word}[/{style}] in {report['seconds']:.2f}s, "
+            f"{report['api_calls']} AWS API calls"
+            + (f"; failed: {', '.join(failed)}" if failed else "")
+            + ("" if not keep else f"; lab {state.lab} kept (gdlab teardown removes it)")
+        )
+    return report

@@ -38,8 +38,9 @@ def confirm_billable(cloud, yes: bool, what: str) -> None:  # type: ignore[no-un
         raise typer.Exit(1)
 
 
-def run_setup(ctx: typer.Context, lab, scenario_name, email, yes, quiet):  # type: ignore[no-untyped-def]
-    """Shared by `setup` and `run`: validate, preflight, confirm, create. Returns the state."""
+def run_setup(ctx: typer.Context, lab, scenario_name, email, yes, quiet, opened=None):  # type: ignore[no-untyped-def]
+    """Shared by `setup` and `run`: validate, preflight, confirm, create. Returns the state
+    and its context; `opened` receives the state as soon as it exists."""
     from gdlab.lab.lifecycle import context, open_lab, setup
     from gdlab.lab.state import validate_lab_id
     from gdlab.render.lab import step_line
@@ -59,6 +60,8 @@ def run_setup(ctx: typer.Context, lab, scenario_name, email, yes, quiet):  # typ
         cloud.preflight(eips_needed=1)
     confirm_billable(cloud, yes, "gdlab will create the lab")
     state = open_lab(store, cloud, scenario, lab=lab, email=email)
+    if opened is not None:
+        opened["state"] = state
     out = err_console() if quiet else console()
     out.print(
         f"[bold]{'Resuming' if resuming else 'Setting up'} lab {state.lab}[/bold] "

@@ -145,8 +145,11 @@ class Doomed:
     resource: Resource
 
 
-def teardown_plan(ctx: LabContext, store: LabStore | None = None) -> list[list[Doomed]]:
-    """What teardown deletes, group by group: the journal's ids plus what a sweep finds."""
+def teardown_plan(
+    ctx: LabContext, sweep_errors: list[str] | None = None
+) -> list[list[Doomed]]:
+    """What teardown deletes, group by group: the journal's ids plus what a sweep finds.
+    A sweep that fails for one kind of resource is reported, and the others still run."""
     state = ctx.state
     groups: list[list[Doomed]] = []
     for keys in TEARDOWN_ORDER:
@@ -158,7 +161,14 @@ def teardown_plan(ctx: LabContext, store: LabStore | None = None) -> list[list[D
                 if res.key == key and res.status != "deleted" and res.id:
                     group.append(Doomed(step, res))
                     seen.add(res.id)
-            for found in step.find(ctx):
+            try:
+                swept = step.find(ctx)
+            except Exception as exc:
+                if sweep_errors is None:
+                    raise
+                sweep_errors.append(f"sweep of {step.label}: {describe(exc)[0]}")
+                swept = []
+            for found in swept:
                 if found.id not in seen:
                     res = Resource(
                         key,
@@ -207,7 +217,7 @@ def teardown(
 
     if not dry_run:
         state.event("teardown started")
-    for group in teardown_plan(ctx, store):
+    for group in teardown_plan(ctx, failures):
         begun: list[tuple[Doomed, float]] = []
         for doomed in group:
             res, step = doomed.resource, doomed.step

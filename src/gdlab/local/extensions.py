@@ -11,6 +11,7 @@ MODULES = [
     "gdlab.local.guardduty",
     "gdlab.local.securityhub",
     "gdlab.local.ec2",
+    "gdlab.local.iam",
 ]
 
 _installed = False

@@ -123,11 +123,12 @@ class InstanceProfile(Step):
 
         name = self.display_name(ctx)
         try:
-            tags = _iam(ctx).list_instance_profile_tags(InstanceProfileName=name)["Tags"]
+            profile = _iam(ctx).get_instance_profile(InstanceProfileName=name)["InstanceProfile"]
         except ClientError as exc:
             if error_code(exc) == "NoSuchEntity":
                 return []
             raise
+        tags = profile.get("Tags", [])
         return [Found(name)] if any(t["Key"] == LAB_TAG for t in tags) else []
 
     def delete(self, ctx: LabContext, res: Resource) -> None:
@@ -192,10 +193,22 @@ class EipAssociation(Step):
         ignore_not_found(_ec2(ctx).disassociate_address, AssociationId=res.id)
 
 
-def latest_ami(ctx: LabContext) -> str:
-    return ctx.cloud.client("ssm").get_parameter(Name=ctx.scenario.ami_parameter)["Parameter"][
-        "Value"
-    ]
+def latest_ami(ctx: LabContext) -> dict[str, Any]:
+    """The AMI from SSM's public parameter, with its root device (to encrypt it at launch)."""
+    image_id = ctx.cloud.client("ssm").get_parameter(Name=ctx.scenario.ami_parameter)[
+        "Parameter"
+    ]["Value"]
+    image = _ec2(ctx).describe_images(ImageIds=[image_id])["Images"][0]
+    root = image.get("RootDeviceName", "/dev/xvda")
+    size = next(
+        (
+            m["Ebs"].get("VolumeSize")
+            for m in image.get("BlockDeviceMappings", [])
+            if m.get("DeviceName") == root and "Ebs" in m
+        ),
+        None,
+    )
+    return {"image_id": image_id, "root_device": root, "root_size": size or 8}
 
 
 class Instance(Step):
@@ -210,11 +223,11 @@ class Instance(Step):
 
     def create(self, ctx: LabContext) -> None:
         ec2 = _ec2(ctx)
-        image_id = ctx.attr("instance-malicious", "image_id") or latest_ami(ctx)
+        image = ctx.attr("instance-malicious", "image") or latest_ami(ctx)
         options = self.launch_options(ctx)
         public_ip = options.pop("public_ip", False)
         launch = lambda: ec2.run_instances(  # noqa: E731
-            ImageId=image_id,
+            ImageId=image["image_id"],
             InstanceType=ctx.scenario.instance_type,
             MinCount=1,
             MaxCount=1,
@@ -230,8 +243,13 @@ class Instance(Step):
             MetadataOptions={"HttpTokens": "required", "HttpEndpoint": "enabled"},
             BlockDeviceMappings=[
                 {
-                    "DeviceName": "/dev/xvda",
-                    "Ebs": {"Encrypted": True, "VolumeType": "gp3", "DeleteOnTermination": True},
+                    "DeviceName": image["root_device"],
+                    "Ebs": {
+                        "Encrypted": True,
+                        "VolumeSize": image["root_size"],
+                        "VolumeType": "gp3",
+                        "DeleteOnTermination": True,
+                    },
                 }
             ],
             TagSpecifications=ctx.tag_specs(
@@ -250,7 +268,7 @@ class Instance(Step):
         ctx.created(
             self,
             instance["InstanceId"],
-            image_id=image_id,
+            image=image,
             private_ip=instance.get("PrivateIpAddress"),
         )
         ec2.get_waiter("instance_running").wait(

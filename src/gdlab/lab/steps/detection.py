@@ -3,7 +3,6 @@ the detector (adopted when the region has one), the ThreatIntelSet, and Security
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from gdlab.errors import PreflightError
@@ -58,7 +57,6 @@ class Bucket(Step):
                 ]
             },
         )
-        s3.put_bucket_policy(Bucket=name, Policy=json.dumps(_tls_only_policy(ctx, name)))
         s3.put_bucket_tagging(
             Bucket=name,
             Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in ctx.tags(name).items()]},
@@ -94,23 +92,6 @@ class Bucket(Step):
         except ClientError as exc:
             if not is_not_found(exc):
                 raise
-
-
-def _tls_only_policy(ctx: LabContext, bucket: str) -> dict[str, Any]:
-    arn = f"arn:{ctx.cloud.partition()}:s3:::{bucket}"
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "DenyInsecureTransport",
-                "Effect": "Deny",
-                "Principal": "*",
-                "Action": "s3:*",
-                "Resource": [arn, f"{arn}/*"],
-                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-            }
-        ],
-    }
 
 
 class ThreatListFile(Step):

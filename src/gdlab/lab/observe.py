@@ -1,0 +1,176 @@
+"""Evidence, read from the cloud the same way on both targets: the threat list's status,
+the finding in GuardDuty and in Security Hub, the responder's log, the instance's ENIs,
+the forensic group's rules and the topic's published-message count."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from gdlab.lab.awsutil import error_code
+from gdlab.lab.steps import LabContext
+from gdlab.lab.steps.response import log_group_name
+
+RESULT_PREFIX = "gdlab-responder result "
+
+
+def threat_list_status(ctx: LabContext) -> str | None:
+    res = ctx.state.live("threat-intel-set")
+    detector = ctx.state.live("detector")
+    if not res or not detector:
+        return None
+    from botocore.exceptions import ClientError
+
+    try:
+        info = ctx.cloud.client("guardduty").get_threat_intel_set(
+            DetectorId=detector.id, ThreatIntelSetId=res.id
+        )
+    except ClientError as exc:
+        if error_code(exc) in ("BadRequestException", "ResourceNotFoundException"):
+            return "DELETED"
+        raise
+    return info.get("Status")
+
+
+def guardduty_finding(ctx: LabContext) -> dict[str, Any] | None:
+    """The scenario's finding for the compromised instance and the malicious EIP."""
+    detector = ctx.state.live("detector")
+    instance = ctx.state.live("instance-compromised")
+    if not detector or not instance:
+        return None
+    guardduty = ctx.cloud.client("guardduty")
+    ids = guardduty.list_findings(
+        DetectorId=detector.id,
+        FindingCriteria={
+            "Criterion": {
+                "type": {"Eq": [ctx.scenario.finding_type]},
+                "resource.instanceDetails.instanceId": {"Eq": [instance.id]},
+            }
+        },
+        MaxResults=50,
+    )["FindingIds"]
+    if not ids:
+        return None
+    findings = guardduty.get_findings(DetectorId=detector.id, FindingIds=ids)["Findings"]
+    eip = ctx.attr("eip", "public_ip")
+    matching = [f for f in findings if remote_ip(f) == eip] or findings
+    return max(matching, key=lambda f: f.get("UpdatedAt", ""))
+
+
+def remote_ip(finding: dict[str, Any]) -> str | None:
+    action = finding.get("Service", {}).get("Action", {})
+    details = action.get("NetworkConnectionAction", {}).get("RemoteIpDetails", {})
+    return details.get("IpAddressV4")
+
+
+def threat_list_names(finding: dict[str, Any]) -> list[str]:
+    evidence = finding.get("Service", {}).get("Evidence", {}) or {}
+    names = [d.get("ThreatListName") for d in evidence.get("ThreatIntelligenceDetails", [])]
+    return [n for n in names if n]
+
+
+def securityhub_finding(ctx: LabContext, finding: dict[str, Any]) -> dict[str, Any] | None:
+    """The same finding as Security Hub imported it (ASFF), by its GuardDuty ARN."""
+    from botocore.exceptions import ClientError
+
+    hub = ctx.cloud.client("securityhub")
+    product = f"arn:{ctx.cloud.partition()}:securityhub:{ctx.cloud.region}::product/aws/guardduty"
+    try:
+        found = hub.get_findings(
+            Filters={
+                "Id": [{"Value": finding["Arn"], "Comparison": "EQUALS"}],
+                "ProductArn": [{"Value": product, "Comparison": "EQUALS"}],
+            },
+            MaxResults=10,
+        )["Findings"]
+    except ClientError as exc:
+        if error_code(exc) == "InvalidAccessException":  # Security Hub not enabled
+            return None
+        raise
+    return found[0] if found else None
+
+
+def responder_log(ctx: LabContext) -> dict[str, Any]:
+    """The responder's runs as its log group tells them: results, errors, invocations."""
+    from botocore.exceptions import ClientError
+
+    logs = ctx.cloud.client("logs")
+    results: list[dict[str, Any]] = []
+    errors: list[str] = []
+    reports = 0
+    kwargs: dict[str, Any] = {"logGroupName": log_group_name(ctx)}
+    try:
+        while True:
+            page = logs.filter_log_events(**kwargs)
+            for event in page.get("events", []):
+                message = event["message"]
+                if RESULT_PREFIX in message:
+                    text = message.split(RESULT_PREFIX, 1)[1].strip()
+                    try:
+                        results.append(json.loads(text))
+                    except json.JSONDecodeError:
+                        errors.append(f"unreadable result line: {text[:120]}")
+                elif message.startswith("REPORT RequestId"):
+                    reports += 1
+                elif "[ERROR]" in message or "Task timed out" in message:
+                    errors.append(message.strip()[:300])
+            token = page.get("nextToken")
+            if not token or token == kwargs.get("nextToken"):
+                break
+            kwargs["nextToken"] = token
+    except ClientError as exc:
+        if error_code(exc) != "ResourceNotFoundException":
+            raise
+    return {"results": results, "errors": errors, "invocations": reports}
+
+
+def eni_groups(ctx: LabContext) -> dict[str, list[str]]:
+    """Every ENI of the compromised instance and its security groups."""
+    instance = ctx.state.live("instance-compromised")
+    if not instance:
+        return {}
+    enis = ctx.cloud.client("ec2").describe_network_interfaces(
+        Filters=[{"Name": "attachment.instance-id", "Values": [instance.id]}]
+    )["NetworkInterfaces"]
+    return {e["NetworkInterfaceId"]: sorted(g["GroupId"] for g in e["Groups"]) for e in enis}
+
+
+def is_isolated(ctx: LabContext, groups: dict[str, list[str]]) -> bool:
+    forensic = ctx.state.live("sg-forensic")
+    return (
+        bool(groups) and forensic is not None and all(g == [forensic.id] for g in groups.values())
+    )
+
+
+def forensic_rules(ctx: LabContext) -> tuple[int, int] | None:
+    forensic = ctx.state.live("sg-forensic")
+    if not forensic:
+        return None
+    from botocore.exceptions import ClientError
+
+    try:
+        group = ctx.cloud.client("ec2").describe_security_groups(GroupIds=[forensic.id])[
+            "SecurityGroups"
+        ][0]
+    except ClientError as exc:
+        if error_code(exc) == "InvalidGroup.NotFound":
+            return None
+        raise
+    return len(group.get("IpPermissions", [])), len(group.get("IpPermissionsEgress", []))
+
+
+def published_count(ctx: LabContext) -> int:
+    """Messages published to the lab's topic since the lab began (CloudWatch AWS/SNS)."""
+    start = datetime.fromisoformat(ctx.state.created_at.replace("Z", "+00:00"))
+    now = datetime.now(timezone.utc)
+    stats = ctx.cloud.client("cloudwatch").get_metric_statistics(
+        Namespace="AWS/SNS",
+        MetricName="NumberOfMessagesPublished",
+        Dimensions=[{"Name": "TopicName", "Value": ctx.name("topic")}],
+        StartTime=start - timedelta(minutes=5),
+        EndTime=now + timedelta(minutes=1),
+        Period=60,
+        Statistics=["Sum"],
+    )
+    return int(sum(point.get("Sum", 0) for point in stats.get("Datapoints", [])))

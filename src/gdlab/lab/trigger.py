@@ -1,0 +1,159 @@
+"""Make the compromised instance misbehave on demand: a ping to the malicious Elastic IP
+through SSM RunCommand, and the wait for its result."""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from gdlab.errors import GdlabError, Timeout
+from gdlab.lab.awsutil import error_code
+from gdlab.lab.steps import LabContext
+
+TERMINAL = {
+    "Success",
+    "Failed",
+    "Cancelled",
+    "TimedOut",
+    "DeliveryTimedOut",
+    "Undeliverable",
+    "ExecutionTimedOut",
+    "Terminated",
+    "InvalidPlatform",
+    "AccessDenied",
+}
+UNDELIVERED = {"DeliveryTimedOut", "Undeliverable", "Terminated", "InvalidPlatform", "Cancelled"}
+
+
+@dataclass
+class PingResult:
+    command_id: str
+    instance_id: str
+    target_ip: str
+    command: str
+    status: str
+    exit_code: int | None
+    output: str
+    error_output: str
+    seconds: float
+
+    @property
+    def delivered(self) -> bool:
+        return self.status not in UNDELIVERED
+
+    @property
+    def replies(self) -> bool:
+        """True when at least one echo reply came back."""
+        return self.status == "Success" and self.exit_code == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "delivered": self.delivered, "replies": self.replies}
+
+
+class LabNotReady(GdlabError):
+    """The lab lacks what trigger needs."""
+
+
+def _pause(ctx: LabContext, attempt: int) -> None:
+    """Backoff with jitter: fast on the local cloud, gentle on AWS's rate limits."""
+    base, cap = (0.02, 0.3) if ctx.cloud.is_local else (2.0, 15.0)
+    time.sleep(min(cap, base * (1.6**attempt)) * (0.6 + random.random() * 0.4))
+
+
+def wait_until_managed(ctx: LabContext, instance_id: str, deadline_seconds: float) -> dict:
+    """SSM must know the instance and see it Online before it can run a command."""
+    ssm = ctx.cloud.client("ssm")
+    started = time.monotonic()
+    attempt = 0
+    status = "not registered"
+    while True:
+        info = ssm.describe_instance_information(
+            Filters=[{"Key": "InstanceIds", "Values": [instance_id]}]
+        )["InstanceInformationList"]
+        if info:
+            status = info[0].get("PingStatus", "?")
+            if status == "Online":
+                return info[0]
+        if time.monotonic() - started > deadline_seconds:
+            raise Timeout(
+                f"instance {instance_id} is not Online in SSM after {deadline_seconds:.0f}s "
+                f"(status: {status})",
+                "the SSM agent needs outbound HTTPS and the instance profile; "
+                "a new instance takes a few minutes — retry 'gdlab trigger'",
+            )
+        _pause(ctx, attempt)
+        attempt += 1
+
+
+def ping(
+    ctx: LabContext,
+    count: int = 3,
+    deadline_seconds: float | None = None,
+    wait_online: bool = True,
+) -> PingResult:
+    """Send `ping -c count <EIP>` from the compromised instance and wait for the result."""
+    instance = ctx.state.live("instance-compromised")
+    eip = ctx.attr("eip", "public_ip")
+    if not instance or not eip:
+        raise LabNotReady(
+            f"lab {ctx.lab} has no compromised instance or Elastic IP",
+            f"run 'gdlab setup --lab {ctx.lab}' first",
+        )
+    if deadline_seconds is None:
+        deadline_seconds = 30.0 if ctx.cloud.is_local else 600.0
+    started = time.monotonic()
+    if wait_online:
+        wait_until_managed(ctx, instance.id, deadline_seconds)
+    ssm = ctx.cloud.client("ssm")
+    command = f"ping -c {count} -i 1 {eip}"
+    sent = ssm.send_command(
+        InstanceIds=[instance.id],
+        DocumentName="AWS-RunShellScript",
+        Comment=f"gdlab {ctx.lab}: ping the malicious Elastic IP",
+        Parameters={"commands": [command]},
+        TimeoutSeconds=60 if ctx.cloud.is_local else 120,
+    )["Command"]
+    command_id = sent["CommandId"]
+    attempt = 0
+    from botocore.exceptions import ClientError
+
+    while True:
+        try:
+            invocation = ssm.get_command_invocation(CommandId=command_id, InstanceId=instance.id)
+        except ClientError as exc:
+            # Right after SendCommand the invocation may not exist yet.
+            if error_code(exc) != "InvocationDoesNotExist":
+                raise
+            invocation = {"Status": "Pending"}
+        status = invocation.get("Status", "Pending")
+        if status in TERMINAL:
+            break
+        if time.monotonic() - started > deadline_seconds:
+            status = "DeliveryTimedOut" if status == "Pending" else status
+            break
+        _pause(ctx, attempt)
+        attempt += 1
+    code = invocation.get("ResponseCode")
+    return PingResult(
+        command_id=command_id,
+        instance_id=instance.id,
+        target_ip=eip,
+        command=command,
+        status=status,
+        exit_code=code if isinstance(code, int) and code >= 0 else None,
+        output=invocation.get("StandardOutputContent", ""),
+        error_output=invocation.get("StandardErrorContent", ""),
+        seconds=time.monotonic() - started,
+    )
+
+
+def trigger(ctx: LabContext, count: int = 3) -> PingResult:
+    result = ping(ctx, count=count)
+    ctx.state.event(
+        f"triggered: {result.command} from {result.instance_id} -> {result.status}"
+        f" (command {result.command_id})",
+        phase="triggered",
+    )
+    return result

@@ -1,0 +1,34 @@
+"""IAM correction: AWS's managed policies exist in every account. moto loads them only
+when told to (slowly, all ~1,000); the local cloud loads the few the lab attaches."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+# The AWS-managed policies gdlab attaches to lab roles.
+NEEDED = ("AmazonSSMManagedInstanceCore",)
+
+_installed = False
+
+
+def install() -> None:
+    global _installed
+    if _installed:
+        return
+    from moto.iam import models
+
+    original = models.IAMBackend._init_aws_policies
+
+    def _init_aws_policies(self: Any) -> list[Any]:
+        loaded = original(self)
+        if loaded:
+            return loaded
+        data = json.loads(models.aws_managed_policies_data)
+        return [
+            models.AWSManagedPolicy.from_data(name, self.account_id, self.region_name, data[name])
+            for name in NEEDED
+        ]
+
+    models.IAMBackend._init_aws_policies = _init_aws_policies
+    _installed = True
