@@ -1,7 +1,114 @@
-"""gdlab local commands (being built)."""
+"""gdlab local start / stop / status: the embedded local cloud as a background process."""
+
+from __future__ import annotations
+
+from typing import Any
 
 import typer
 
+from gdlab.cli.common import console, obj, print_json
+
+local_app = typer.Typer(
+    help=(
+        "The embedded local cloud (moto plus gdlab's GuardDuty simulation) on 127.0.0.1.\n\n"
+        "Example: gdlab local status"
+    ),
+    no_args_is_help=True,
+)
+
 
 def register(app: typer.Typer) -> None:
-    return None
+    app.add_typer(local_app, name="local")
+
+
+def _local_labs(home: Any) -> int:
+    from gdlab.lab.state import LabStore
+
+    return sum(1 for state in LabStore(home).all() if state.target == "local")
+
+
+@local_app.command("start")
+def start(
+    ctx: typer.Context,
+    port: int = typer.Option(
+        None, "--port", help="Port on 127.0.0.1 (default: GDLAB_LOCAL_PORT or 4599).",
+        show_default=False,
+    ),
+) -> None:
+    """Start the local cloud in the background (other commands start it when needed).
+
+    Example: gdlab local start --port 4600
+    """
+    from gdlab.local import daemon
+
+    result = daemon.start(obj(ctx).store.home, port)
+    out = console()
+    if result.get("stale_pid"):
+        out.print(f"[dim]removed a stale pid file (process {result['stale_pid']} was gone)[/dim]")
+    if result.get("started"):
+        out.print(f"local cloud started on {result['endpoint']} (pid {result['pid']})")
+    else:
+        out.print(f"local cloud already running on {result['endpoint']} (pid {result['pid']})")
+
+
+@local_app.command("stop")
+def stop(ctx: typer.Context) -> None:
+    """Stop the background local cloud; everything it held is forgotten.
+
+    Example: gdlab local stop
+    """
+    from gdlab.local import daemon
+
+    result = daemon.stop(obj(ctx).store.home)
+    uptime = result.get("uptime_seconds")
+    up = f", up {uptime:.0f} s" if isinstance(uptime, (int, float)) else ""
+    console().print(f"local cloud stopped (pid {result['pid']}{up})")
+
+
+@local_app.command("status")
+def status(
+    ctx: typer.Context,
+    json_out: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
+) -> None:
+    """Whether the local cloud runs, where, for how long, with how many labs and findings.
+
+    Example: gdlab local status --json
+    """
+    from gdlab.local import daemon
+
+    home = obj(ctx).store.home
+    info = daemon.status(home)
+    report = {
+        "running": info["running"],
+        "endpoint": info.get("endpoint") if info["running"] else None,
+        "pid": info.get("pid") if info["running"] else None,
+        "port": info.get("port") if info["running"] else None,
+        "started_at": info.get("started_at") if info["running"] else None,
+        "uptime_seconds": info.get("uptime_seconds") if info["running"] else None,
+        "labs": _local_labs(home),
+        "findings": info.get("findings", 0) if info["running"] else 0,
+        "log": str(daemon.log_path(home)),
+    }
+    if info.get("stale"):
+        report["stale_pid"] = info.get("pid")
+    if info.get("unresponsive"):
+        report["unresponsive_pid"] = info.get("pid")
+    if json_out:
+        print_json(report)
+        return
+    out = console()
+    if report["running"]:
+        out.print(
+            f"local cloud running on {report['endpoint']} (pid {report['pid']}, "
+            f"up {report['uptime_seconds'] or 0:.0f} s) — {report['labs']} local lab(s), "
+            f"{report['findings']} finding(s)"
+        )
+    elif info.get("unresponsive"):
+        out.print(f"local cloud process {info.get('pid')} does not answer on port "
+                  f"{info.get('port')} — see {report['log']}, then 'gdlab local stop'")
+    elif info.get("stale"):
+        out.print(f"local cloud not running (stale pid file for process {info.get('pid')}; "
+                  "'gdlab local start' cleans it)")
+    else:
+        out.print(f"local cloud not running — {report['labs']} local lab(s) recorded; "
+                  "'gdlab local start' starts it")

@@ -1,0 +1,150 @@
+"""EC2 corrections: where moto differs from AWS in a way the lab relies on, behave like AWS.
+
+- An instance's security groups are its primary ENI's groups, so isolating the ENI with
+  ModifyNetworkInterfaceAttribute shows in DescribeInstances (moto keeps two lists and
+  reports their union on the ENI).
+- ModifyInstanceAttribute(Groups) refuses instances with several ENIs, as AWS does.
+- ENIs created at launch are deleted with the instance (AWS's DeleteOnTermination default).
+- DeleteSecurityGroup of a group still attached to an ENI raises DependencyViolation.
+- Elastic IPs are public addresses (moto hands out 127.x; GuardDuty ignores non-public IPs),
+  unique per allocation.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+import threading
+from typing import Any
+
+from moto.ec2.exceptions import DependencyViolationError, EC2ClientError
+from moto.ec2.models.elastic_ip_addresses import ElasticAddressBackend
+from moto.ec2.models.elastic_network_interfaces import NetworkInterface
+from moto.ec2.models.instances import Instance, InstanceBackend
+from moto.ec2.models.security_groups import SecurityGroupBackend
+
+# AWS-owned public ranges that EC2 really allocates Elastic IPs from.
+EIP_RANGES = [ipaddress.ip_network(n) for n in ("3.208.0.0/12", "18.204.0.0/14",
+                                                "54.80.0.0/12")]
+_rng = random.Random()
+_rng_lock = threading.Lock()
+_installed = False
+
+
+def public_ip(taken: set[str]) -> str:
+    """A public IPv4 address from EIP_RANGES not in `taken`."""
+    with _rng_lock:
+        while True:
+            network = _rng.choice(EIP_RANGES)
+            # skip the network and broadcast-looking ends of each /24
+            offset = _rng.randrange(1, network.num_addresses - 1)
+            address = network.network_address + offset
+            if address.packed[-1] in (0, 255):
+                continue
+            candidate = str(address)
+            if candidate not in taken and address.is_global:
+                return candidate
+
+
+def _primary(instance: Any) -> NetworkInterface | None:
+    nics = instance.__dict__.get("nics")
+    return nics.get(0) if nics else None
+
+
+def _get_groups(instance: Any) -> list[Any]:
+    eni = _primary(instance)
+    if eni is not None:
+        return list(eni._group_set)
+    return list(instance.__dict__.get("_gdlab_security_groups", []))
+
+
+def _set_groups(instance: Any, groups: list[Any]) -> None:
+    eni = _primary(instance)
+    if eni is not None:
+        eni._group_set = list(groups)
+    else:  # during __init__, before the ENIs exist: prep_nics copies them to the ENI
+        instance.__dict__["_gdlab_security_groups"] = list(groups)
+
+
+def _eni_group_set(eni: Any) -> list[Any]:
+    return list(eni._group_set)
+
+
+_orig_prep_nics = Instance.prep_nics
+_orig_allocate_address = ElasticAddressBackend.allocate_address
+_orig_delete_security_group = SecurityGroupBackend.delete_security_group
+
+
+def _prep_nics(self: Any, nic_spec: list[dict[str, Any]], *args: Any, **kwargs: Any) -> None:
+    given = {int(n.get("DeviceIndex", 0)): dict(n) for n in nic_spec or []}
+    _orig_prep_nics(self, nic_spec, *args, **kwargs)
+    for index, eni in self.nics.items():
+        spec = given.get(index, {})
+        if spec.get("NetworkInterfaceId"):
+            continue  # an existing ENI keeps its own setting
+        if str(spec.get("DeleteOnTermination", True)).lower() != "false":
+            eni.delete_on_termination = True
+
+
+def _modify_instance_security_groups(self: Any, instance_id: str,
+                                     new_group_id_list: list[str]) -> Any:
+    instance = self.get_instance(instance_id)
+    if len(instance.nics) > 1:
+        raise EC2ClientError(
+            "InvalidInstanceID",
+            f"There are multiple interfaces attached to instance '{instance_id}'. "
+            "Please specify an interface ID for the operation instead.",
+        )
+    groups = []
+    for group_id in new_group_id_list:
+        group = self.get_security_group_from_id(group_id)
+        if group is None:
+            from moto.ec2.exceptions import InvalidSecurityGroupNotFoundError
+
+            raise InvalidSecurityGroupNotFoundError(group_id)
+        groups.append(group)
+    instance.security_groups = groups
+    return instance
+
+
+def _delete_security_group(self: Any, name: str | None = None,
+                           group_id: str | None = None) -> None:
+    group = None
+    if group_id:
+        group = self.get_security_group_from_id(group_id)
+    elif name:
+        group = self.get_security_group_by_name_or_id(name)
+    if group is not None:
+        for eni in list(getattr(self, "enis", {}).values()):
+            instance = eni.instance
+            if instance is not None and instance.state == "terminated":
+                continue
+            if any(g is group or getattr(g, "id", None) == group.id for g in eni._group_set):
+                raise DependencyViolationError(f"resource {group.id} has a dependent object")
+    return _orig_delete_security_group(self, name=name, group_id=group_id)
+
+
+def _allocate_address(self: Any, domain: str, address: str | None = None,
+                      tags: dict[str, str] | None = None) -> Any:
+    if not address:
+        taken = {a.public_ip for a in self.addresses}
+        address = public_ip(taken)
+    return _orig_allocate_address(self, domain, address=address, tags=tags)
+
+
+def install() -> None:
+    """Patch moto's EC2 classes in place (all backends, existing and future). Idempotent."""
+    global _installed
+    if _installed:
+        return
+    Instance.security_groups = property(_get_groups, _set_groups)  # type: ignore[assignment]
+    Instance.prep_nics = _prep_nics  # type: ignore[method-assign]
+    NetworkInterface.group_set = property(_eni_group_set)  # type: ignore[assignment]
+    InstanceBackend.modify_instance_security_groups = (  # type: ignore[method-assign]
+        _modify_instance_security_groups
+    )
+    SecurityGroupBackend.delete_security_group = (  # type: ignore[method-assign]
+        _delete_security_group
+    )
+    ElasticAddressBackend.allocate_address = _allocate_address  # type: ignore[method-assign]
+    _installed = True

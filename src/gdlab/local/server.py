@@ -1,0 +1,308 @@
+"""The local cloud's HTTP server: moto's WSGI app with gdlab's extensions installed, behind a
+thin wrapper that answers gdlab's own routes under /_gdlab/ and turns every emulator gap
+into a 4xx with a clear message (botocore retries 500s, which would duplicate deliveries).
+
+Run it in the foreground with `python -m gdlab.local.server --port N`, in the background
+through gdlab.local.daemon, or inside this process with InProcessServer."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import traceback
+from collections.abc import Callable, Iterable
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import parse_qs
+from xml.sax.saxutils import escape
+
+log = logging.getLogger("gdlab.local.server")
+
+PREFIX = "/_gdlab/"
+DEFAULT_PORT = 4599
+# Services whose errors botocore reads as XML even without a form body (rest-xml protocol).
+XML_SERVICES = {"s3", "route53", "cloudfront"}
+
+_routes: dict[str, Callable[[dict[str, Any]], Any]] = {}
+_state: dict[str, Any] = {"started_at": None}
+
+
+def register_route(name: str, fn: Callable[[dict[str, Any]], Any]) -> None:
+    """Answer GET /_gdlab/<name> with fn(query) as JSON. Query values are strings (a list when
+    the parameter is repeated)."""
+    if not name or "/" in name:
+        raise ValueError(f"invalid route name {name!r}")
+    _routes[name] = fn
+
+
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def finding_count() -> int:
+    if not _state.get("ready"):
+        return 0  # moto is still loading: nothing can have been found yet
+    from gdlab.local import guardduty
+
+    return sum(b.finding_count() for b in guardduty.all_backends())
+
+
+def _status(query: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "running": True,
+        "started_at": _state["started_at"],
+        "pid": os.getpid(),
+        "findings": finding_count(),
+        "ready": bool(_state.get("ready")),
+    }
+
+
+register_route("status", _status)
+
+
+class RouteError(Exception):
+    """A /_gdlab/ route refuses the request: 400 with the message."""
+
+
+class GdlabApp:
+    """WSGI wrapper around moto's dispatcher."""
+
+    def __init__(self, inner: Any = None):
+        self.inner = inner
+        self.load_error: str | None = None
+        self.ready = threading.Event()
+        if inner is not None:
+            self._set_ready()
+
+    def _set_ready(self) -> None:
+        _state["ready"] = True
+        self.ready.set()
+
+    def load(self) -> None:
+        """Import moto and install the extensions (about a second); requests wait for it."""
+        try:
+            self.inner = _build_inner()
+        except Exception as exc:  # noqa: BLE001 - reported on every request instead
+            log.error("the local cloud failed to load:\n%s", traceback.format_exc())
+            self.load_error = f"{type(exc).__name__}: {exc}"
+        finally:
+            self._set_ready()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith(PREFIX):
+            return self._gdlab(path[len(PREFIX):], environ, start_response)
+        self.ready.wait()
+        if self.inner is None:
+            return self._aws_error(environ, start_response, "GdlabLocalError",
+                                   f"the gdlab local cloud failed to load: {self.load_error}")
+        # Hold the status line until moto has answered, so its gaps can be rewritten.
+        held: list[Any] = []
+
+        def hold(status: str, headers: list[tuple[str, str]], exc_info: Any = None):
+            held[:] = [status, headers, exc_info]
+            return lambda data: None  # flask never uses the legacy write()
+
+        try:
+            body = self.inner(environ, hold)
+        except NotImplementedError as exc:
+            log.warning("unsupported request %s %s: %s", environ.get("REQUEST_METHOD"), path, exc)
+            message = f"the gdlab local cloud does not support this request: {exc}"
+            return self._aws_error(environ, start_response, "GdlabLocalUnsupported", message)
+        except Exception as exc:  # noqa: BLE001 - never a 500, see module docstring
+            log.error("request %s %s failed:\n%s", environ.get("REQUEST_METHOD"), path,
+                      traceback.format_exc())
+            message = f"the gdlab local cloud failed on this request: {type(exc).__name__}: {exc}"
+            return self._aws_error(environ, start_response, "GdlabLocalError", message)
+        status, headers, exc_info = held
+        content_type = dict((k.lower(), v) for k, v in headers).get("content-type", "")
+        if status.startswith("404") and content_type.startswith("text/html"):
+            # flask's own page for a path no moto service routes: no AWS error at all
+            _close(body)
+            message = (f"the gdlab local cloud has no route for "
+                       f"{environ.get('REQUEST_METHOD')} {path}")
+            return self._aws_error(environ, start_response, "GdlabLocalUnsupported", message)
+        if status.startswith("500"):
+            status = "400 Bad Request"  # moto answers 500 for some gaps; botocore retries 500
+        start_response(status, headers, exc_info)
+        return body
+
+    @staticmethod
+    def _aws_error(environ: dict[str, Any], start_response: Any, code: str,
+                   message: str) -> list[bytes]:
+        """An error every botocore protocol parser reads: JSON for JSON protocols, the
+        query-style XML envelope otherwise."""
+        content_type = environ.get("CONTENT_TYPE", "") or ""
+        auth = environ.get("HTTP_AUTHORIZATION", "")
+        scope = auth.split("Credential=", 1)[-1].split(",", 1)[0].split("/")
+        service = scope[3] if len(scope) > 3 else ""
+        xml = "x-www-form-urlencoded" in content_type or service in XML_SERVICES
+        if not xml:
+            body = json.dumps({"__type": code, "message": message}).encode()
+            headers = [("Content-Type", "application/x-amz-json-1.1"),
+                       ("x-amzn-ErrorType", code)]
+        else:
+            body = (
+                f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code>"
+                f"<Message>{escape(message)}</Message></Error>"
+                "<RequestId>gdlab-local</RequestId></ErrorResponse>"
+            ).encode()
+            headers = [("Content-Type", "text/xml"), ("x-amzn-ErrorType", code)]
+        headers.append(("Content-Length", str(len(body))))
+        start_response("400 Bad Request", headers)
+        return [body]
+
+    @staticmethod
+    def _gdlab(name: str, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        query = {
+            key: values[0] if len(values) == 1 else values
+            for key, values in parse_qs(environ.get("QUERY_STRING", "")).items()
+        }
+        fn = _routes.get(name.strip("/"))
+        if fn is None:
+            status, payload = "404 Not Found", {
+                "error": f"no gdlab route '{name}'", "routes": sorted(_routes)}
+        else:
+            try:
+                status, payload = "200 OK", fn(query)
+            except (RouteError, ValueError, KeyError, LookupError) as exc:
+                status, payload = "400 Bad Request", {"error": str(exc)}
+            except Exception as exc:  # noqa: BLE001 - a route's bug must not look transient
+                log.error("route %s failed:\n%s", name, traceback.format_exc())
+                status, payload = "400 Bad Request", {"error": f"{type(exc).__name__}: {exc}"}
+        body = json.dumps(payload, default=str).encode()
+        start_response(status, [("Content-Type", "application/json"),
+                                ("Content-Length", str(len(body)))])
+        return [body]
+
+
+def _close(body: Any) -> None:
+    close = getattr(body, "close", None)
+    if close is not None:
+        close()
+
+
+def _build_inner() -> Any:
+    from gdlab.local import extensions
+
+    extensions.install()
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    return DomainDispatcherApplication(create_backend_app)
+
+
+def build_app() -> GdlabApp:
+    """moto's dispatcher, with gdlab's extensions installed first."""
+    return GdlabApp(_build_inner())
+
+
+def _make_server(host: str, port: int, lazy: bool = False) -> Any:
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+    from werkzeug.serving import make_server
+
+    class QuietHandler(MotoRequestHandler):
+        def log_request(self, code: Any = "-", size: Any = "-") -> None:
+            return None
+
+    # lazy: bind and answer /_gdlab/status at once, load moto in a thread (the daemon's
+    # start returns sooner; AWS requests wait for the load).
+    app = GdlabApp() if lazy else build_app()
+    server = make_server(host, port, app, threaded=True, request_handler=QuietHandler)
+    _state["started_at"] = _now_iso()
+    if lazy:
+        threading.Thread(target=app.load, name="gdlab-load-moto", daemon=True).start()
+    return server
+
+
+def serve(port: int, host: str = "127.0.0.1") -> None:
+    """Run the local cloud in the foreground until SIGTERM or Ctrl-C."""
+    os.environ.setdefault("MOTO_PORT", str(port))  # moto builds some URLs (SQS...) from it
+    server = _make_server(host, port, lazy=True)
+
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    log.info("gdlab local cloud listening on http://%s:%s (pid %s)", host, port, os.getpid())
+    try:
+        server.serve_forever()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        server.server_close()
+        log.info("gdlab local cloud stopped")
+
+
+class InProcessServer:
+    """The local cloud in a thread of this process, for `gdlab run` and tests.
+
+    with InProcessServer() as server:
+        boto3.client("ec2", endpoint_url=server.endpoint, ...)
+    """
+
+    def __init__(self, port: int = 0, host: str = "127.0.0.1"):
+        self.host = host
+        self.requested_port = port
+        self.port: int | None = None
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def endpoint(self) -> str:
+        if self.port is None:
+            raise RuntimeError("the server is not started")
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> InProcessServer:
+        if self._server is not None:
+            return self
+        self._server = _make_server(self.host, self.requested_port)
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="gdlab-local-cloud", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join()
+        self._server = None
+        self._thread = None
+
+    def __enter__(self) -> InProcessServer:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m gdlab.local.server", description="Run gdlab's local cloud."
+    )
+    parser.add_argument("--port", type=int,
+                        default=int(os.environ.get("GDLAB_LOCAL_PORT") or DEFAULT_PORT))
+    parser.add_argument("--host", default="127.0.0.1")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    try:
+        serve(args.port, args.host)
+    except OSError as exc:
+        sys.stderr.write(f"cannot listen on {args.host}:{args.port}: {exc}\n")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
