@@ -12,6 +12,12 @@ MODULES = [
     "gdlab.local.securityhub",
     "gdlab.local.ec2",
     "gdlab.local.iam",
+    "gdlab.local.outbox",
+    "gdlab.local.lambda_runner",
+    "gdlab.local.delivery",
+    "gdlab.local.asff",
+    "gdlab.local.traffic",
+    "gdlab.local.ssm",
 ]
 
 _installed = False
