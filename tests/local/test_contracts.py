@@ -1,0 +1,167 @@
+"""Contracts with moto's internals that gdlab/local hooks. A moto upgrade that moves any of
+them fails here, loudly, instead of silently turning the local cloud back into plain moto."""
+
+from __future__ import annotations
+
+import inspect
+
+import moto
+import pytest
+
+from gdlab.local import extensions
+
+
+@pytest.fixture(scope="module", autouse=True)
+def installed():
+    extensions.install()
+
+
+def params(fn) -> list[str]:
+    return list(inspect.signature(fn).parameters)
+
+
+def test_moto_is_the_pinned_version():
+    assert moto.__version__ == "5.2.5"
+
+
+def test_routes_come_from_the_backend_url_module():
+    from moto.core.base_backend import BaseBackend
+
+    assert isinstance(inspect.getattr_static(BaseBackend, "_url_module"), property)
+    for name in ("urls", "url_paths", "flask_paths"):
+        assert "_url_module" in inspect.getsource(getattr(BaseBackend, name).fget) or \
+            "url_paths" in inspect.getsource(getattr(BaseBackend, name).fget)
+    assert "self._url_module.url_paths" in inspect.getsource(BaseBackend.urls.fget)
+    assert "self._url_module.url_bases" in inspect.getsource(BaseBackend.url_bases.fget)
+
+
+def test_backends_are_looked_up_per_request_through_the_package():
+    import moto.guardduty
+    import moto.securityhub
+    from moto.backends import get_backend
+    from moto.core import botocore_stubber
+    from moto.moto_server import werkzeug_app
+
+    from gdlab.local import guardduty, securityhub
+
+    assert get_backend("guardduty") is guardduty.guardduty_backends
+    assert get_backend("securityhub") is securityhub.securityhub_backends
+    assert moto.guardduty.models.guardduty_backends is guardduty.guardduty_backends
+    assert moto.guardduty.responses.guardduty_backends is guardduty.guardduty_backends
+    assert moto.securityhub.responses.securityhub_backends is securityhub.securityhub_backends
+    # in-process (mock_aws) and server both resolve the backend and its urls on demand
+    assert "backends.get_backend(service)" in inspect.getsource(
+        botocore_stubber.BotocoreStubber.process_request)
+    assert "backend.urls.items()" in inspect.getsource(
+        botocore_stubber.BotocoreStubber.process_request)
+    assert "backends.get_backend(service)" in inspect.getsource(werkzeug_app.create_backend_app)
+    assert "backend.flask_paths.items()" in inspect.getsource(werkzeug_app.create_backend_app)
+
+
+def test_backend_dict_shape():
+    from moto.core.base_backend import BackendDict
+
+    assert params(BackendDict.__init__)[:3] == ["self", "backend", "service_name"]
+    assert hasattr(BackendDict, "iter_backends") and hasattr(BackendDict, "reset")
+    assert "self.__init__(region_name, account_id)" in inspect.getsource(
+        BackendDict.reset.__func__.__globals__["BaseBackend"].reset)
+
+
+def test_guardduty_backend_and_response_shape():
+    from moto.guardduty import urls
+    from moto.guardduty.models import Detector, GuardDutyBackend
+    from moto.guardduty.responses import GuardDutyResponse
+
+    assert params(GuardDutyBackend.create_detector) == [
+        "self", "enable", "finding_publishing_frequency", "data_sources", "tags", "features"]
+    assert params(GuardDutyBackend.delete_detector) == ["self", "detector_id"]
+    assert "detectors" in inspect.getsource(GuardDutyBackend.__init__)
+    assert "self.tags" in inspect.getsource(Detector.__init__)
+    assert isinstance(inspect.getattr_static(GuardDutyResponse, "guardduty_backend"), property)
+    assert urls.url_bases and all(p.startswith("{0}") for p in urls.url_paths)
+
+
+def test_response_machinery():
+    from moto.core.exceptions import ServiceException
+    from moto.core.responses import ActionResult, BaseResponse, EmptyResult
+
+    assert params(BaseResponse.parse_parameters) == ["self", "request"]
+    import moto.core.responses
+
+    # the module's text: other gdlab extensions wrap setup_class itself
+    setup = inspect.getsource(moto.core.responses)
+    assert "self.normalized_request = request" in setup
+    assert "self.uri_match" in setup
+    assert "self.params = " in inspect.getsource(BaseResponse.parse_parameters)
+    call = inspect.getsource(BaseResponse.call_action)
+    assert "except ServiceException" in call and "NotImplementedError" in call
+    assert ActionResult and EmptyResult
+    assert ServiceException("Code", "message").code == "Code"
+
+
+def test_server_machinery():
+    from moto.moto_server import werkzeug_app
+
+    assert params(werkzeug_app.DomainDispatcherApplication.__init__) == ["self", "create_app"]
+    assert "backend_app.debug = True" in inspect.getsource(werkzeug_app.create_backend_app)
+    assert issubclass(werkzeug_app.MotoRequestHandler,
+                      __import__("werkzeug.serving").serving.WSGIRequestHandler)
+
+
+def test_securityhub_backend_shape():
+    from moto.securityhub import urls
+    from moto.securityhub.models import Finding, SecurityHubBackend
+    from moto.securityhub.responses import SecurityHubResponse
+
+    init = inspect.getsource(SecurityHubBackend.__init__)
+    for attribute in ("self.findings", "self.enabled_at", "self.enabled"):
+        assert attribute in init
+    assert params(Finding.__init__) == ["self", "finding_id", "finding_data"]
+    assert "self.data = finding_data" in inspect.getsource(Finding.__init__)
+    assert params(SecurityHubBackend.batch_import_findings) == ["self", "findings"]
+    assert params(SecurityHubBackend.enable_security_hub) == [
+        "self", "enable_default_standards", "tags"]
+    assert isinstance(inspect.getattr_static(SecurityHubResponse, "securityhub_backend"),
+                      property)
+    assert "{0}/accounts$" in urls.url_paths
+
+
+def test_s3_backend_shape():
+    from moto.s3.models import FakeKey, S3Backend, s3_backends
+
+    assert params(S3Backend.get_object)[:3] == ["self", "bucket_name", "key_name"]
+    assert "self.buckets" in inspect.getsource(S3Backend.__init__)
+    assert isinstance(inspect.getattr_static(FakeKey, "value"), property)
+    assert "aws" in s3_backends["123456789012"]
+
+
+def test_ec2_shapes():
+    from moto.ec2.models.elastic_ip_addresses import ElasticAddress, ElasticAddressBackend
+    from moto.ec2.models.elastic_network_interfaces import (
+        NetworkInterface,
+        NetworkInterfaceBackend,
+    )
+    from moto.ec2.models.instances import Instance, InstanceBackend
+    from moto.ec2.models.security_groups import SecurityGroupBackend
+    from moto.ec2.responses import elastic_network_interfaces, instances
+
+    from gdlab.local import ec2
+
+    assert params(ec2._orig_prep_nics)[:2] == ["self", "nic_spec"]
+    assert "self.nics" in inspect.getsource(ec2._orig_prep_nics)
+    assert "self.security_groups = security_groups" in inspect.getsource(Instance.__init__)
+    assert "nic.delete_on_termination" in inspect.getsource(Instance.terminate)
+    assert "self._group_set" in inspect.getsource(NetworkInterface.__init__)
+    assert "eni._group_set = groups" in inspect.getsource(
+        NetworkInterfaceBackend.modify_network_interface_attribute)
+    assert "eni.group_set" in inspect.getsource(elastic_network_interfaces)
+    assert "modify_instance_security_groups" in inspect.getsource(instances)
+    assert params(ec2._orig_allocate_address) == ["self", "domain", "address", "tags"]
+    assert "self.public_ip = address" in inspect.getsource(ElasticAddress.__init__)
+    assert params(ec2._orig_delete_security_group) == ["self", "name", "group_id"]
+    assert "self.enis" in inspect.getsource(NetworkInterfaceBackend.__init__)
+    # installed: the patched functions are what moto calls
+    assert InstanceBackend.modify_instance_security_groups is ec2._modify_instance_security_groups
+    assert SecurityGroupBackend.delete_security_group is ec2._delete_security_group
+    assert ElasticAddressBackend.allocate_address is ec2._allocate_address
+    assert isinstance(inspect.getattr_static(Instance, "security_groups"), property)

@@ -1,0 +1,98 @@
+"""EC2 corrections of moto that the lab relies on (behave like AWS)."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+from botocore.exceptions import ClientError
+
+IMAGE = "ami-12c6146b"  # one of moto's built-in AMIs; listing them all is slow
+
+
+@pytest.fixture
+def ec2(shared_aws):
+    # no reset: every test builds its own VPC, and an EC2 reset costs seconds
+    return shared_aws("ec2")
+
+
+@pytest.fixture
+def net(ec2):
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/24")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.0.0/26")["Subnet"]["SubnetId"]
+    app = ec2.create_security_group(GroupName="app", Description="app", VpcId=vpc)["GroupId"]
+    forensic = ec2.create_security_group(GroupName="ForensicSecurityGroup",
+                                         Description="isolation", VpcId=vpc)["GroupId"]
+    return {"vpc": vpc, "subnet": subnet, "app": app, "forensic": forensic}
+
+
+def launch(ec2, net, **extra):
+    args = {"ImageId": IMAGE, "MinCount": 1, "MaxCount": 1, "SubnetId": net["subnet"],
+            "SecurityGroupIds": [net["app"]], **extra}
+    return ec2.run_instances(**args)["Instances"][0]
+
+
+def groups_of(ec2, instance_id):
+    inst = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+    return ([g["GroupId"] for g in inst["SecurityGroups"]],
+            [g["GroupId"] for g in inst["NetworkInterfaces"][0]["Groups"]])
+
+
+def test_instance_groups_follow_primary_eni(ec2, net):
+    instance = launch(ec2, net)
+    eni = instance["NetworkInterfaces"][0]["NetworkInterfaceId"]
+    assert groups_of(ec2, instance["InstanceId"]) == ([net["app"]], [net["app"]])
+    ec2.modify_network_interface_attribute(NetworkInterfaceId=eni, Groups=[net["forensic"]])
+    assert groups_of(ec2, instance["InstanceId"]) == ([net["forensic"]], [net["forensic"]])
+    described = ec2.describe_network_interfaces(NetworkInterfaceIds=[eni])
+    assert [g["GroupId"] for g in described["NetworkInterfaces"][0]["Groups"]] == [
+        net["forensic"]]
+
+
+def test_instance_attribute_groups_move_the_primary_eni(ec2, net):
+    instance = launch(ec2, net)
+    ec2.modify_instance_attribute(InstanceId=instance["InstanceId"], Groups=[net["forensic"]])
+    assert groups_of(ec2, instance["InstanceId"]) == ([net["forensic"]], [net["forensic"]])
+
+
+def test_instance_attribute_groups_refused_with_two_enis(ec2, net):
+    instance = launch(ec2, net)
+    second = ec2.create_network_interface(SubnetId=net["subnet"], Groups=[net["app"]])
+    ec2.attach_network_interface(NetworkInterfaceId=second["NetworkInterface"][
+        "NetworkInterfaceId"], InstanceId=instance["InstanceId"], DeviceIndex=1)
+    with pytest.raises(ClientError) as excinfo:
+        ec2.modify_instance_attribute(InstanceId=instance["InstanceId"], Groups=[net["forensic"]])
+    assert excinfo.value.response["Error"]["Code"] == "InvalidInstanceID"
+
+
+def test_instance_without_groups_shows_the_vpc_default(ec2, net):
+    instance = ec2.run_instances(ImageId=IMAGE, MinCount=1, MaxCount=1,
+                                 SubnetId=net["subnet"])["Instances"][0]
+    default = ec2.describe_security_groups(Filters=[
+        {"Name": "vpc-id", "Values": [net["vpc"]]},
+        {"Name": "group-name", "Values": ["default"]}])["SecurityGroups"][0]["GroupId"]
+    assert groups_of(ec2, instance["InstanceId"])[0] == [default]
+
+
+def test_delete_group_in_use_is_a_dependency_violation(ec2, net):
+    instance = launch(ec2, net)
+    with pytest.raises(ClientError) as excinfo:
+        ec2.delete_security_group(GroupId=net["app"])
+    err = excinfo.value.response["Error"]
+    assert err["Code"] == "DependencyViolation"
+    assert err["Message"] == f"resource {net['app']} has a dependent object"
+    ec2.delete_security_group(GroupId=net["forensic"])  # unused: deleted
+    # Terminating the instance deletes its launch ENI, which frees the group.
+    ec2.terminate_instances(InstanceIds=[instance["InstanceId"]])
+    ec2.delete_security_group(GroupId=net["app"])
+
+
+def test_elastic_ips_are_public_and_unique(ec2):
+    for address in ec2.describe_addresses()["Addresses"]:
+        ec2.release_address(AllocationId=address["AllocationId"])
+    addresses = [ec2.allocate_address(Domain="vpc")["PublicIp"] for _ in range(20)]
+    assert len(set(addresses)) == len(addresses)
+    for address in addresses:
+        ip = ipaddress.ip_address(address)
+        assert ip.is_global and not ip.is_private and not ip.is_loopback
+    assert ec2.allocate_address(Domain="vpc", Address="54.80.0.10")["PublicIp"] == "54.80.0.10"
