@@ -47,7 +47,8 @@ LOG_TAIL_BYTES = 4096  # what Invoke's LogType=Tail returns
 
 _lock = threading.Lock()
 _invocations: list[Invocation] = []
-_endpoint: str | None = None
+_endpoint: str | None = None  # set explicitly
+_seen_endpoint: str | None = None  # where clients reached the server
 _installed = False
 
 # Runs inside the subprocess: the Lambda runtime's part, for Python handlers.
@@ -92,8 +93,20 @@ class Context:
         return max(0, int((deadline - time.time()) * 1000))
 
 
+def peak_kb():
+    # VmHWM starts afresh at exec; ru_maxrss can carry the forking parent's size.
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def finish(outcome):
-    outcome["max_rss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    outcome["max_rss_kb"] = peak_kb()
     with open(result_path, "w") as out:
         json.dump(outcome, out)
 
@@ -181,7 +194,7 @@ def set_endpoint(url: str | None) -> None:
 
 
 def endpoint() -> str | None:
-    return _endpoint or os.environ.get("GDLAB_LOCAL_ENDPOINT")
+    return _endpoint or os.environ.get("GDLAB_LOCAL_ENDPOINT") or _seen_endpoint
 
 
 def invocations(function: str | None = None) -> list[dict[str, Any]]:
@@ -288,11 +301,12 @@ def invoke(fn: Any, payload: Any, trigger: str = "api") -> Invocation:
             with zipfile.ZipFile(io.BytesIO(fn.code_bytes)) as archive:
                 archive.extractall(task_root)
             proc = subprocess.run(
-                [sys.executable, "-c", BOOTSTRAP], input=payload, capture_output=True,
-                text=True, cwd=task_root, timeout=float(fn.timeout),
+                [sys.executable, "-c", BOOTSTRAP], input=payload.encode("utf-8"),
+                capture_output=True, cwd=task_root, timeout=float(fn.timeout),
                 env=_environment(fn, task_root, request_id, stream, result_path),
             )
-            output = proc.stdout + proc.stderr
+            # Bytes, not text mode: universal newlines would turn "\r" into "\n".
+            output = (proc.stdout + proc.stderr).decode("utf-8", "replace")
             if Path(result_path).exists():
                 outcome = json.loads(Path(result_path).read_text())
             else:
@@ -313,8 +327,10 @@ def invoke(fn: Any, payload: Any, trigger: str = "api") -> Invocation:
             outcome = {"error": {"errorMessage": str(exc),
                                  "errorType": "Runtime.InvalidEntrypoint"}}
             emit(f"[ERROR] Runtime.InvalidEntrypoint: {exc}")
-    for line in output.splitlines():
-        emit(line)
+    # Only "\n" ends a log event: Lambda keeps "\r" inside one (multi-line records).
+    for line in output.split("\n"):
+        if line:
+            emit(line)
     if timed_out:
         emit(outcome["error"]["errorMessage"])
     duration = (time.monotonic() - started) * 1000
@@ -388,9 +404,11 @@ def install() -> None:
     original_setup = BaseResponse.setup_class
 
     def setup_class(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+        global _seen_endpoint
         host_url = getattr(request, "host_url", None) if hasattr(request, "environ") else None
-        if host_url and host_url.rstrip("/") != _endpoint:
-            set_endpoint(host_url)
+        # In-process mock_aws requests carry AWS's own hostnames; only a server has a host.
+        if host_url and ".amazonaws.com" not in host_url:
+            _seen_endpoint = host_url.rstrip("/")
         return original_setup(self, request, *args, **kwargs)
 
     BaseResponse.setup_class = setup_class  # type: ignore[method-assign]

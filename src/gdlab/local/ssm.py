@@ -280,7 +280,8 @@ def install() -> None:
     original_send = SimpleSystemManagerBackend.send_command
 
     def send_command(self: Any, *args: Any, **kwargs: Any) -> Any:
-        instance_ids = kwargs.get("instance_ids") or []
+        # moto extends the caller's list in place; keep what was asked for.
+        instance_ids = list(kwargs.get("instance_ids") or [])
         by_id = {i.id: i for i in _instances(self.account_id, self.region_name)}
         bad = [i for i in instance_ids if i not in by_id or not managed(by_id[i])]
         if bad:
@@ -289,6 +290,12 @@ def install() -> None:
                 f"{self.account_id}"
             )
         command = original_send(self, *args, **kwargs)
+        if not kwargs.get("targets"):
+            # moto adds every instance of the region when Targets is empty.
+            command.instance_ids = list(dict.fromkeys(instance_ids))
+            command.invocations = [command.invocation_response(i, PLUGIN)
+                                   for i in command.instance_ids]
+            command.target_count = len(command.instance_ids)
         execute(command)
         return command
 
