@@ -299,12 +299,13 @@ def _message(
         "1. Preserve evidence: snapshot the instance's EBS volumes before anything else changes:",
         f"   aws ec2 create-snapshots{region_flag} --instance-specification "
         f"InstanceId={instance_id} --copy-tags-from-source volume",
-        "2. Investigate: review CloudTrail events made with the instance's credentials and the "
-        f"VPC flow logs of its interfaces{' and of ' + remote_ip if remote_ip else ''}; look for "
-        "other instances that talked to the same address.",
-        "3. Rotate every credential the instance had: "
-        + (f"the role of instance profile {profile}, " if profile else "its instance role, ")
-        + "and any keys, passwords or tokens stored on its disks or in its user data.",
+        "2. Investigate: review CloudTrail for API calls made with the instance's role "
+        "credentials, and the VPC flow logs of its interfaces"
+        + (f" for traffic with {remote_ip}" if remote_ip else "")
+        + "; look for other instances that talked to the same address.",
+        "3. Rotate the credentials the instance had: revoke the active sessions of "
+        + (f"the role in instance profile {profile}" if profile else "its instance role")
+        + ", and replace any keys, passwords or tokens stored on its disks or in its user data.",
         "4. Terminate the instance, or rebuild it from a known-good image; do not return it to "
         "service as it is.",
         "",
