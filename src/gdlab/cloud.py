@@ -49,6 +49,23 @@ class CloudSettings:
         )
 
 
+_loader: Any = None
+
+
+def _botocore_session() -> Any:
+    """A fresh botocore session sharing one model loader: service models are parsed once per
+    process, not once per Cloud (they are megabytes of JSON)."""
+    import botocore.loaders
+    import botocore.session
+
+    global _loader
+    if _loader is None:
+        _loader = botocore.loaders.create_loader()
+    session = botocore.session.get_session()
+    session.register_component("data_loader", _loader)
+    return session
+
+
 @dataclass
 class Cloud:
     """A session and its clients, for one target, region and endpoint."""
@@ -87,15 +104,20 @@ class Cloud:
         if self._session is None:
             import boto3
 
+            botocore_session = _botocore_session()
+
             if self.is_local:
                 self._session = boto3.Session(
                     region_name=self.settings.region or LOCAL_DEFAULT_REGION,
+                    botocore_session=botocore_session,
                     **LOCAL_CREDENTIALS,
                 )
             else:
                 try:
                     self._session = boto3.Session(
-                        profile_name=self.settings.profile, region_name=self.settings.region
+                        profile_name=self.settings.profile,
+                        region_name=self.settings.region,
+                        botocore_session=botocore_session,
                     )
                 except Exception as exc:  # botocore.exceptions.ProfileNotFound
                     raise ConfigError(

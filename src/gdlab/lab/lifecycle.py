@@ -39,6 +39,7 @@ def context(cloud: Cloud, state: LabState, scenario: Scenario) -> LabContext:
         state=state,
         scenario=scenario,
         patience_seconds=5.0 if cloud.is_local else 300.0,
+        poll_seconds=0.02 if cloud.is_local else 5.0,
     )
 
 

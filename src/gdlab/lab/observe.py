@@ -4,15 +4,13 @@ the forensic group's rules and the topic's published-message count."""
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from gdlab.lab.awsutil import error_code
+from gdlab.lab.responder import RESULT_LOG_PREFIX, parse_result
 from gdlab.lab.steps import LabContext
 from gdlab.lab.steps.response import log_group_name
-
-RESULT_PREFIX = "gdlab-responder result "
 
 
 def threat_list_status(ctx: LabContext) -> str | None:
@@ -105,12 +103,12 @@ def responder_log(ctx: LabContext) -> dict[str, Any]:
             page = logs.filter_log_events(**kwargs)
             for event in page.get("events", []):
                 message = event["message"]
-                if RESULT_PREFIX in message:
-                    text = message.split(RESULT_PREFIX, 1)[1].strip()
-                    try:
-                        results.append(json.loads(text))
-                    except json.JSONDecodeError:
-                        errors.append(f"unreadable result line: {text[:120]}")
+                if RESULT_LOG_PREFIX in message:
+                    result = parse_result(message)
+                    if result is None:
+                        errors.append(f"unreadable result line: {message.strip()[:160]}")
+                    else:
+                        results.append(result)
                 elif message.startswith("REPORT RequestId"):
                     reports += 1
                 elif "[ERROR]" in message or "Task timed out" in message:

@@ -4,12 +4,22 @@ when told to (slowly, all ~1,000); the local cloud loads the few the lab attache
 from __future__ import annotations
 
 import json
+from functools import cache
 from typing import Any
 
 # The AWS-managed policies gdlab attaches to lab roles.
 NEEDED = ("AmazonSSMManagedInstanceCore",)
 
 _installed = False
+
+
+@cache
+def _needed_policy_data() -> dict[str, Any]:
+    # moto's bundled document is megabytes of JSON: parse it once, keep what the lab uses.
+    from moto.iam import models
+
+    data = json.loads(models.aws_managed_policies_data)
+    return {name: data[name] for name in NEEDED}
 
 
 def install() -> None:
@@ -24,10 +34,9 @@ def install() -> None:
         loaded = original(self)
         if loaded:
             return loaded
-        data = json.loads(models.aws_managed_policies_data)
         return [
-            models.AWSManagedPolicy.from_data(name, self.account_id, self.region_name, data[name])
-            for name in NEEDED
+            models.AWSManagedPolicy.from_data(name, self.account_id, self.region_name, data)
+            for name, data in _needed_policy_data().items()
         ]
 
     models.IAMBackend._init_aws_policies = _init_aws_policies

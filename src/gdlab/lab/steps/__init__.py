@@ -36,6 +36,12 @@ class LabContext:
     scenario: Scenario
     # Local cloud answers at once; AWS needs patience for eventual consistency.
     patience_seconds: float = 120.0
+    # Seconds between waiter polls: AWS's instances take a minute, the local cloud's none.
+    poll_seconds: float = 5.0
+
+    def waiter_config(self, max_seconds: float = 600.0) -> dict[str, Any]:
+        delay = max(self.poll_seconds, 0.01)
+        return {"Delay": delay, "MaxAttempts": max(1, int(max_seconds / delay))}
 
     @property
     def lab(self) -> str:

@@ -273,7 +273,7 @@ class Instance(Step):
         )
         ec2.get_waiter("instance_running").wait(
             InstanceIds=[instance["InstanceId"]],
-            WaiterConfig={"Delay": 5 if not ctx.cloud.is_local else 0.05, "MaxAttempts": 120},
+            WaiterConfig=ctx.waiter_config(),
         )
 
     def find(self, ctx: LabContext) -> list[Found]:
@@ -298,7 +298,7 @@ class Instance(Step):
         try:
             _ec2(ctx).get_waiter("instance_terminated").wait(
                 InstanceIds=[res.id],
-                WaiterConfig={"Delay": 5 if not ctx.cloud.is_local else 0.05, "MaxAttempts": 120},
+                WaiterConfig=ctx.waiter_config(),
             )
         except WaiterError as exc:
             if "InvalidInstanceID.NotFound" not in str(exc):

@@ -173,7 +173,7 @@ class ThreatIntelSet(Step):
             Activate=True,
             Tags=ctx.tags(),
         )["ThreatIntelSetId"]
-        ctx.created(self, set_id, detector_id=detector_id, name=self.display_name(ctx))
+        ctx.created(self, set_id, detector_id=detector_id, list_name=self.display_name(ctx))
 
     def find(self, ctx: LabContext) -> list[Found]:
         guardduty = ctx.cloud.client("guardduty")

@@ -235,7 +235,7 @@ class Function(Step):
         )
         lam.get_waiter("function_active_v2").wait(
             FunctionName=name,
-            WaiterConfig={"Delay": 1 if not ctx.cloud.is_local else 0.05, "MaxAttempts": 120},
+            WaiterConfig=ctx.waiter_config(max_seconds=300),
         )
 
     def find(self, ctx: LabContext) -> list[Found]:

@@ -1,0 +1,270 @@
+import json
+
+import pytest
+from botocore.exceptions import ClientError
+
+from gdlab.errors import PreflightError, StepFailed, UsageError
+from gdlab.lab import lifecycle
+from gdlab.lab.plan import PLAN, STEPS
+from gdlab.lab.steps import LAB_TAG, SCENARIO_TAG
+
+MUTATING = ("Create", "Put", "Run", "Allocate", "Associate", "Attach", "Authorize", "Revoke",
+            "Add", "Enable", "Subscribe", "Modify")
+
+
+def test_setup_creates_every_resource_tagged(new_lab, cloud, leftovers):
+    ctx = new_lab(email="soc@example.com")
+    lifecycle.setup(ctx)
+    state = ctx.state
+    assert state.phase == "ready"
+    live = {r.key for r in state.resources if r.status == "created"}
+    assert live == set(STEPS)
+    ec2 = cloud.client("ec2")
+    vpc = ec2.describe_vpcs(VpcIds=[state.id_of("vpc")])["Vpcs"][0]
+    tags = {t["Key"]: t["Value"] for t in vpc["Tags"]}
+    assert tags[LAB_TAG] == "gd-test01" and tags[SCENARIO_TAG] == "compromised-ec2"
+    assert not vpc.get("IsDefault")
+    compromised = ec2.describe_instances(InstanceIds=[state.id_of("instance-compromised")])[
+        "Reservations"
+    ][0]["Instances"][0]
+    tags = {t["Key"]: t["Value"] for t in compromised["Tags"]}
+    assert tags["Name"] == "GuardDuty-Example: Compromised Instance: Scenario 1"
+    assert tags[LAB_TAG] == "gd-test01"
+    assert compromised["MetadataOptions"]["HttpTokens"] == "required"
+    assert compromised["IamInstanceProfile"]["Arn"].endswith("/gdlab-gd-test01-instance")
+    assert compromised["State"]["Name"] == "running"
+    eni = compromised["NetworkInterfaces"][0]
+    eni_tags = ec2.describe_network_interfaces(NetworkInterfaceIds=[eni["NetworkInterfaceId"]])[
+        "NetworkInterfaces"
+    ][0].get("TagSet", [])
+    assert {t["Key"]: t["Value"] for t in eni_tags}.get(LAB_TAG) == "gd-test01"
+    # the EIP is public and on the malicious instance
+    address = ec2.describe_addresses(AllocationIds=[state.id_of("eip")])["Addresses"][0]
+    assert address["InstanceId"] == state.id_of("instance-malicious")
+    assert {t["Key"]: t["Value"] for t in address["Tags"]}[LAB_TAG] == "gd-test01"
+    # threat list: private, encrypted bucket with the EIP; set activated
+    s3 = cloud.client("s3")
+    bucket = state.id_of("bucket")
+    block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    assert all(block.values())
+    rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    body = s3.get_object(Bucket=bucket, Key="threat-list.txt")["Body"].read().decode()
+    assert address["PublicIp"] in body.splitlines()
+    gd = cloud.client("guardduty")
+    tis = gd.get_threat_intel_set(
+        DetectorId=state.id_of("detector"), ThreatIntelSetId=state.id_of("threat-intel-set")
+    )
+    assert tis["Name"] == "Example-Threat-List-gd-test01" and tis["Format"] == "TXT"
+    assert tis["Status"] in ("ACTIVATING", "ACTIVE")
+    # no SSH anywhere; the forensic group has zero rules
+    for group in ec2.describe_security_groups(Filters=ctx.lab_filter())["SecurityGroups"]:
+        for perm in group["IpPermissions"]:
+            assert perm.get("IpProtocol") != "tcp" or not (
+                perm.get("FromPort", 0) <= 22 <= perm.get("ToPort", 65535)
+            ) or group["GroupId"] == state.id_of("sg-untracking")
+    forensic = ec2.describe_security_groups(GroupIds=[state.id_of("sg-forensic")])[
+        "SecurityGroups"
+    ][0]
+    assert forensic["IpPermissions"] == [] and forensic["IpPermissionsEgress"] == []
+    # the response side
+    rule = cloud.client("events").describe_rule(Name=state.id_of("rule"))
+    assert json.loads(rule["EventPattern"])["detail"]["type"] == [
+        "UnauthorizedAccess:EC2/MaliciousIPCaller.Custom"
+    ]
+    targets = cloud.client("events").list_targets_by_rule(Rule=state.id_of("rule"))["Targets"]
+    assert {t["Id"] for t in targets} == {"gdlab-email", "gdlab-responder"}
+    sns_target = next(t for t in targets if t["Id"] == "gdlab-email")
+    assert "InputTemplate" in sns_target["InputTransformer"]
+    fn = cloud.client("lambda").get_function(FunctionName=state.id_of("function"))
+    assert "VpcConfig" not in fn["Configuration"] or not fn["Configuration"]["VpcConfig"].get(
+        "SubnetIds"
+    )
+    env = fn["Configuration"]["Environment"]["Variables"]
+    assert env["FORENSIC_GROUP_ID"] == state.id_of("sg-forensic")
+    policy = json.loads(
+        cloud.client("lambda").get_policy(FunctionName=state.id_of("function"))["Policy"]
+    )
+    condition = policy["Statement"][0]["Condition"]
+    assert condition["ArnLike"]["AWS:SourceArn"] == rule["Arn"]
+    subs = cloud.client("sns").list_subscriptions_by_topic(TopicArn=state.id_of("sns-topic"))
+    assert [s["Endpoint"] for s in subs["Subscriptions"]] == ["soc@example.com"]
+    retention = cloud.client("logs").describe_log_groups(
+        logGroupNamePrefix=state.id_of("log-group")
+    )["logGroups"][0]
+    assert retention["retentionInDays"] == 7
+
+
+def test_teardown_leaves_nothing_and_is_idempotent(new_lab, store, leftovers):
+    before = leftovers()
+    ctx = new_lab()
+    lifecycle.setup(ctx)
+    assert leftovers("gd-test01")
+    lifecycle.teardown(ctx, store)
+    assert leftovers() == before
+    assert ctx.state.phase == "torn-down"
+    assert lifecycle.teardown(ctx, store) == []
+
+
+def test_dry_run_deletes_nothing(new_lab, store, leftovers):
+    ctx = new_lab()
+    lifecycle.setup(ctx)
+    present = leftovers()
+    events = lifecycle.teardown(ctx, store, dry_run=True)
+    assert {e.status for e in events} == {"would-delete"}
+    assert {e.key for e in events} == set(STEPS) - {"sns-subscription"}
+    assert leftovers() == present
+
+
+def test_setup_resumes_and_creates_only_what_is_missing(new_lab, cloud):
+    ctx = new_lab()
+    lifecycle.setup(ctx)
+    calls_before = cloud.api_call_count
+    events = []
+    lifecycle.setup(ctx, progress=events.append)
+    assert {e.status for e in events} == {"exists"}
+    assert cloud.api_call_count == calls_before  # nothing asked of AWS
+
+
+def test_adopted_detector_and_hub_survive_teardown(new_lab, cloud, store):
+    gd = cloud.client("guardduty")
+    detector = gd.create_detector(Enable=True)["DetectorId"]
+    cloud.client("securityhub").enable_security_hub(EnableDefaultStandards=False)
+    ctx = new_lab()
+    lifecycle.setup(ctx)
+    assert ctx.state.live("detector").ownership == "adopted"
+    assert ctx.state.live("detector").id == detector
+    assert ctx.state.live("securityhub").ownership == "adopted"
+    lifecycle.teardown(ctx, store)
+    assert gd.list_detectors()["DetectorIds"] == [detector]
+    assert gd.list_threat_intel_sets(DetectorId=detector)["ThreatIntelSetIds"] == []
+    cloud.client("securityhub").describe_hub()  # still enabled
+
+
+def test_created_detector_and_hub_are_removed(new_lab, cloud, store, leftovers):
+    ctx = new_lab()
+    lifecycle.setup(ctx)
+    assert ctx.state.live("detector").ownership == "created"
+    lifecycle.teardown(ctx, store)
+    assert "detector" not in leftovers() and "securityhub" not in leftovers()
+
+
+def test_suspended_detector_is_a_clear_error(new_lab, cloud):
+    cloud.client("guardduty").create_detector(Enable=False)
+    with pytest.raises(PreflightError, match="suspended"):
+        lifecycle.setup(new_lab())
+
+
+def test_six_threat_lists_already_is_a_clear_error(new_lab, cloud, store, leftovers):
+    gd = cloud.client("guardduty")
+    detector = gd.create_detector(Enable=True)["DetectorId"]
+    for i in range(6):
+        gd.create_threat_intel_set(DetectorId=detector, Name=f"other-{i}", Format="TXT",
+                                   Location=f"s3://elsewhere/list-{i}.txt", Activate=False)
+    ctx = new_lab()
+    with pytest.raises(PreflightError, match="6 threat lists"):
+        lifecycle.setup(ctx)
+    lifecycle.teardown(ctx, store)
+    assert len(gd.list_threat_intel_sets(DetectorId=detector)["ThreatIntelSetIds"]) == 6
+    assert set(leftovers()) == {"detector", "threat-intel-set"}
+
+
+def test_lost_state_file_teardown_by_tag_sweep(new_lab, cloud, store, scenario, leftovers):
+    before = leftovers()
+    ctx = new_lab("gd-lost1")
+    lifecycle.setup(ctx)
+    store.path("gd-lost1").unlink()
+    state = lifecycle.rebuild_lost_lab(store, cloud, scenario, "gd-lost1")
+    lifecycle.teardown(lifecycle.context(cloud, state, scenario), store)
+    assert leftovers() == before
+
+
+def test_discover_labs_finds_labs_by_tag(new_lab, cloud):
+    lifecycle.setup(new_lab("gd-seen1"))
+    assert lifecycle.discover_labs(cloud) == {"gd-seen1"}
+
+
+def test_resume_refuses_other_target_or_torn_down(new_lab, cloud, store, scenario):
+    ctx = new_lab()
+    lifecycle.setup(ctx)
+    lifecycle.teardown(ctx, store)
+    with pytest.raises(UsageError, match="torn down"):
+        lifecycle.open_lab(store, cloud, scenario, lab="gd-test01")
+
+
+def _calls_per_step(new_lab, cloud) -> dict[str, int]:
+    """How many mutating calls each step makes, measured on a clean run."""
+    counts: dict[str, int] = {}
+    current = {"step": None}
+
+    def count(model, **_):
+        if current["step"] and model.name.startswith(MUTATING):
+            counts[current["step"]] = counts.get(current["step"], 0) + 1
+
+    ctx = new_lab("gd-count1")
+    for service in ("ec2", "iam", "s3", "guardduty", "securityhub", "sns", "lambda", "logs",
+                    "events"):
+        cloud.client(service).meta.events.register("before-call", count)
+    for step in PLAN:
+        current["step"] = step.key
+        if step.applies(ctx):
+            lifecycle._create(ctx, step)
+    for service in ("ec2", "iam", "s3", "guardduty", "securityhub", "sns", "lambda", "logs",
+                    "events"):
+        cloud.client(service).meta.events.unregister("before-call", count)
+    return counts
+
+
+def _inject(cloud, step_key: str, at: int):
+    """Make the `at`-th mutating call made while `step_key` runs fail like AWS would."""
+    seen = {"n": 0, "active": False}
+
+    def hook(model, **_):
+        if seen["active"] and model.name.startswith(MUTATING):
+            seen["n"] += 1
+            if seen["n"] == at:
+                raise ClientError(
+                    {"Error": {"Code": "InternalFailure", "Message": "injected"}}, model.name
+                )
+
+    for service in ("ec2", "iam", "s3", "guardduty", "securityhub", "sns", "lambda", "logs",
+                    "events"):
+        cloud.client(service).meta.events.register("before-call", hook)
+    original = STEPS[step_key].create
+
+    def create(ctx):
+        seen["active"] = True
+        try:
+            return original(ctx)
+        finally:
+            seen["active"] = False
+
+    return seen, create
+
+
+@pytest.mark.slow
+def test_failure_at_every_step_leaks_nothing_and_resumes(
+    new_lab, cloud, store, leftovers, monkeypatch
+):
+    counts = _calls_per_step(new_lab, cloud)
+    lifecycle.teardown(lifecycle.context(cloud, store.load("gd-count1"), new_lab().scenario),
+                       store)
+    baseline = leftovers()
+    cases = [(key, 1) for key in counts] + [(k, n) for k, n in counts.items() if n > 1]
+    assert len(cases) >= len(STEPS) - 1
+    for index, (key, at) in enumerate(cases):
+        lab = f"gd-f{index:03d}"
+        seen, create = _inject(cloud, key, at)
+        monkeypatch.setattr(STEPS[key], "create", create)
+        ctx = new_lab(lab, email="soc@example.com")
+        with pytest.raises(StepFailed, match="injected"):
+            lifecycle.setup(ctx)
+        monkeypatch.undo()
+        seen["active"] = False
+        seen["n"] = -10**6  # disarm
+        if index % 2:
+            # resume completes the lab, then teardown removes it all
+            lifecycle.setup(ctx)
+            assert ctx.state.phase == "ready", key
+        lifecycle.teardown(ctx, store)
+        assert leftovers() == baseline, f"leak after failing {key} call {at}"
