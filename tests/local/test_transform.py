@@ -130,9 +130,15 @@ def test_scenario_notification_template():
         },
     }
     out = render(spec["InputTemplate"], spec["InputPathsMap"], event)
-    assert out == (
-        '"GuardDuty Finding 0123456789abcdef0123456789abcdef: EC2 instance i-0abc may be '
-        "compromised and should be investigated. It talked to 54.1.2.3, an IP on your threat "
-        "list (severity 5). Finding: https://eu-west-1.console.aws.amazon.com/guardduty/home?"
-        'region=eu-west-1#/findings?macros=current&fId=0123456789abcdef0123456789abcdef"'
-    )
+    # A non-JSON template: every placeholder gets the bare value, the quotes stay.
+    expected = spec["InputTemplate"]
+    for name, value in {"gdid": "0123456789abcdef0123456789abcdef", "instanceid": "i-0abc",
+                        "region": "eu-west-1", "severity": "5", "remoteip": "54.1.2.3"}.items():
+        expected = expected.replace(f"<{name}>", value)
+    assert out == expected
+    assert "<" not in out and "i-0abc" in out and "54.1.2.3" in out
+
+
+def test_multi_line_text_keeps_each_line_as_written():
+    template = '"Instance <instance>"\n"is <state>"'
+    assert render(template, PATHS, EC2_EVENT) == '"Instance i-0123456789"\n"is RUNNING"'
