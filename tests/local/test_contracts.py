@@ -149,6 +149,10 @@ def test_ec2_shapes():
 
     assert params(ec2._orig_prep_nics)[:2] == ["self", "nic_spec"]
     assert "self.nics" in inspect.getsource(ec2._orig_prep_nics)
+    assert params(ec2._orig_run_instances)[:5] == [
+        "self", "image_id", "count", "user_data", "security_group_names"]
+    assert 'tags = kwargs.pop("tags", {})' in inspect.getsource(ec2._orig_run_instances)
+    assert "Reservation" in inspect.getsource(ec2._orig_run_instances)
     assert "self.security_groups = security_groups" in inspect.getsource(Instance.__init__)
     assert "nic.delete_on_termination" in inspect.getsource(Instance.terminate)
     assert "self._group_set" in inspect.getsource(NetworkInterface.__init__)

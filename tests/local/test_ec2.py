@@ -49,6 +49,17 @@ def test_instance_groups_follow_primary_eni(ec2, net):
         net["forensic"]]
 
 
+def test_launch_eni_gets_network_interface_tags(ec2, net):
+    instance = launch(ec2, net, TagSpecifications=[
+        {"ResourceType": "instance", "Tags": [{"Key": "gdlab:lab", "Value": "gd-t"}]},
+        {"ResourceType": "network-interface", "Tags": [{"Key": "gdlab:lab", "Value": "gd-t"}]},
+    ])
+    eni = instance["NetworkInterfaces"][0]["NetworkInterfaceId"]
+    tags = ec2.describe_network_interfaces(NetworkInterfaceIds=[eni])["NetworkInterfaces"][0][
+        "TagSet"]
+    assert {t["Key"]: t["Value"] for t in tags} == {"gdlab:lab": "gd-t"}
+
+
 def test_instance_attribute_groups_move_the_primary_eni(ec2, net):
     instance = launch(ec2, net)
     ec2.modify_instance_attribute(InstanceId=instance["InstanceId"], Groups=[net["forensic"]])

@@ -4,7 +4,8 @@
   ModifyNetworkInterfaceAttribute shows in DescribeInstances (moto keeps two lists and
   reports their union on the ENI).
 - ModifyInstanceAttribute(Groups) refuses instances with several ENIs, as AWS does.
-- ENIs created at launch are deleted with the instance (AWS's DeleteOnTermination default).
+- ENIs created at launch are deleted with the instance (AWS's DeleteOnTermination default)
+  and carry RunInstances' "network-interface" TagSpecifications.
 - DeleteSecurityGroup of a group still attached to an ENI raises DependencyViolation.
 - Elastic IPs are public addresses (moto hands out 127.x; GuardDuty ignores non-public IPs),
   unique per allocation.
@@ -71,6 +72,7 @@ def _eni_group_set(eni: Any) -> list[Any]:
 
 
 _orig_prep_nics = Instance.prep_nics
+_orig_run_instances = InstanceBackend.run_instances
 _orig_allocate_address = ElasticAddressBackend.allocate_address
 _orig_delete_security_group = SecurityGroupBackend.delete_security_group
 
@@ -84,6 +86,20 @@ def _prep_nics(self: Any, nic_spec: list[dict[str, Any]], *args: Any, **kwargs: 
             continue  # an existing ENI keeps its own setting
         if str(spec.get("DeleteOnTermination", True)).lower() != "false":
             eni.delete_on_termination = True
+
+
+def _run_instances(self: Any, image_id: str, count: int, user_data: Any,
+                   security_group_names: list[str], **kwargs: Any) -> Any:
+    eni_tags = dict((kwargs.get("tags") or {}).get("network-interface") or {})
+    given = {n.get("NetworkInterfaceId") for n in kwargs.get("nics") or []}
+    reservation = _orig_run_instances(self, image_id, count, user_data, security_group_names,
+                                      **kwargs)
+    if eni_tags:
+        for instance in reservation.instances:
+            for eni in instance.nics.values():
+                if eni.id not in given:  # AWS tags only the interfaces it creates
+                    eni.add_tags(eni_tags)
+    return reservation
 
 
 def _modify_instance_security_groups(self: Any, instance_id: str,
@@ -139,6 +155,7 @@ def install() -> None:
         return
     Instance.security_groups = property(_get_groups, _set_groups)  # type: ignore[assignment]
     Instance.prep_nics = _prep_nics  # type: ignore[method-assign]
+    InstanceBackend.run_instances = _run_instances  # type: ignore[method-assign]
     NetworkInterface.group_set = property(_eni_group_set)  # type: ignore[assignment]
     InstanceBackend.modify_instance_security_groups = (  # type: ignore[method-assign]
         _modify_instance_security_groups
