@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gdlab import __version__
-from gdlab.errors import ConfigError, PreflightError
+from gdlab.errors import ConfigError, PreflightError, UsageError
 
 TARGETS = ("local", "aws")
 LOCAL_DEFAULT_REGION = "us-east-1"
@@ -32,7 +32,7 @@ class CloudSettings:
         """Options given on the command line win over the standard AWS variables."""
         target = given.get("target") or os.environ.get("GDLAB_TARGET") or "local"
         if target not in TARGETS:
-            raise ConfigError(f"unknown target '{target}'", "use --target local or --target aws")
+            raise UsageError(f"unknown target '{target}'", "use --target local or --target aws")
         region = (
             given.get("region")
             or os.environ.get("AWS_REGION")

@@ -1,0 +1,96 @@
+"""Bad input gets one clear line and the right exit code, never a traceback."""
+
+import pytest
+
+AWS = ("--target", "aws", "--region", "us-east-1")
+
+
+def one_line(err: str) -> str:
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert "Traceback" not in err
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (("setup", "--scenario", "nope"), "unknown scenario 'nope'"),
+        (("setup", "--lab", "BAD_ID"), "invalid lab id 'BAD_ID'"),
+        (("setup", "--email", "not-an-address"), "invalid e-mail address"),
+        (("--target", "mars", "setup"), "unknown target 'mars'"),
+        (("watch", "--timeout", "soon"), "invalid duration 'soon'"),
+        (("teardown", "--lab", "gd-one", "--all"), "exclude each other"),
+    ],
+)
+def test_usage_errors_exit_2(run_cli, args, expected):
+    code, out, err = run_cli(*args)
+    assert code == 2
+    assert expected in one_line(err)
+
+
+def test_no_region(run_cli, monkeypatch, tmp_path):
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    code, _, err = run_cli("--target", "aws", "setup", "--yes")
+    assert code == 1
+    assert "no AWS region set" in one_line(err)
+
+
+def test_no_credentials(run_cli, monkeypatch, tmp_path):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    code, _, err = run_cli(*AWS, "setup", "--yes")
+    assert code == 1
+    assert "no AWS credentials found" in one_line(err)
+
+
+def test_unknown_lab_teardown(run_cli, mocked_aws):
+    code, _, err = run_cli(*AWS, "teardown", "--lab", "gd-nope1", "--yes")
+    assert code == 1
+    assert "no lab 'gd-nope1'" in one_line(err)
+
+
+def test_status_without_labs(run_cli):
+    code, _, err = run_cli("status")
+    assert code == 1
+    assert "no current lab" in one_line(err)
+
+
+def test_eip_quota_exhausted(run_cli, mocked_aws):
+    import boto3
+
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    for _ in range(5):
+        ec2.allocate_address(Domain="vpc")
+    code, _, err = run_cli(*AWS, "setup", "--yes")
+    assert code == 1
+    assert "Elastic IP quota exhausted in us-east-1: 5 of 5 in use" in one_line(err)
+
+
+def test_six_threat_lists(run_cli, mocked_aws):
+    import boto3
+
+    gd = boto3.client("guardduty", region_name="us-east-1")
+    detector = gd.create_detector(Enable=True)["DetectorId"]
+    for i in range(6):
+        gd.create_threat_intel_set(DetectorId=detector, Name=f"list-{i}", Format="TXT",
+                                   Location=f"s3://other/{i}.txt", Activate=False)
+    code, out, err = run_cli(*AWS, "setup", "--lab", "gd-full6", "--yes")
+    assert code == 1
+    assert "already has 6 threat lists" in one_line(err)
+    # what the failed setup made can be torn down, and the user's lists stay
+    code, _, err = run_cli(*AWS, "teardown", "--lab", "gd-full6", "--yes")
+    assert code == 0, err
+    assert len(gd.list_threat_intel_sets(DetectorId=detector)["ThreatIntelSetIds"]) == 6
+
+
+def test_confirmation_needed_on_aws_without_tty(run_cli, mocked_aws):
+    code, _, err = run_cli(*AWS, "setup")
+    assert code == 2
+    assert "rerun with --yes" in err
+    assert "Traceback" not in err
