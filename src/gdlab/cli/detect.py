@@ -95,6 +95,8 @@ def run_watch(lab_ctx, timeout: float | None, json_out: bool):  # type: ignore[n
             on_update=lambda hops: live.update(hops_table(hops)),
         )
         live.update(hops_table(result.hops, spinning=False))
+    if not out.is_terminal:
+        out.print()  # a non-terminal Live leaves its last frame without a line end
     watch_summary(out, result)
     return result
 

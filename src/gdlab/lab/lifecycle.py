@@ -146,11 +146,12 @@ class Doomed:
     resource: Resource
 
 
-def teardown_plan(
-    ctx: LabContext, sweep_errors: list[str] | None = None
-) -> list[list[Doomed]]:
+def teardown_plan(ctx: LabContext, sweep_errors: list[str] | None = None) -> list[list[Doomed]]:
     """What teardown deletes, group by group: the journal's ids plus what a sweep finds.
-    A sweep that fails for one kind of resource is reported, and the others still run."""
+
+    A step the journal shows as created has its id recorded, so only steps without one
+    (pending, never started, or a lost state file) are swept for by tag and name. A sweep
+    that fails for one kind of resource is reported, and the others still run."""
     state = ctx.state
     groups: list[list[Doomed]] = []
     for keys in TEARDOWN_ORDER:
@@ -158,10 +159,14 @@ def teardown_plan(
         for key in keys:
             step = STEPS[key]
             seen: set[str] = set()
+            journaled = False
             for res in state.resources:
-                if res.key == key and res.status != "deleted" and res.id:
+                if res.key == key and res.status == "created" and res.id:
                     group.append(Doomed(step, res))
                     seen.add(res.id)
+                    journaled = True
+            if journaled:
+                continue
             try:
                 swept = step.find(ctx)
             except Exception as exc:

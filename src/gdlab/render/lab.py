@@ -36,7 +36,7 @@ def step_line(console: Console, event: Any) -> None:
     ident = event.id or ""
     detail = f"  [dim]{event.detail}[/dim]" if event.detail else ""
     console.print(
-        f" [{style}]{mark}[/{style}] {elapsed}  {event.label:<42} [{style}]{event.status:<12}[/]"
+        f" [{style}]{mark}[/{style}] {elapsed}  {event.label:<44} [{style}]{event.status:<12}[/]"
         f" [bold]{ident}[/bold]{detail}",
         soft_wrap=True,
     )
