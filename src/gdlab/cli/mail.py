@@ -33,15 +33,26 @@ def mail(
     topic = state.live("sns-topic")
     if topic is None or not topic.id:
         fail(f"lab {state.lab} has no SNS topic yet — run 'gdlab setup --lab {state.lab}'")
-    cloud = obj(ctx).cloud_for_lab(state)
-    from gdlab.local.api import fetch
-
-    emails = fetch(cloud.endpoint_url, "outbox", topic=topic.id)
-    emails.sort(key=lambda e: e.get("time", ""))
+    emails = lab_mails(obj(ctx).cloud_for_lab(state), topic.id)
     if json_out:
         print_json([{k: e.get(k) for k in ("to", "subject", "body", "time")} for e in emails])
         return
     render(emails, topic.id)
+
+
+def lab_mails(cloud: Any, topic_arn: str) -> list[dict[str, Any]]:
+    """The topic's e-mails from the local cloud's outbox, oldest first. A lab without an
+    e-mail subscription still shows what a subscriber would have received: every message
+    published to the topic, addressed to nobody."""
+    from gdlab.local.api import fetch
+
+    emails = fetch(cloud.endpoint_url, "outbox", topic=topic_arn)
+    if not emails:
+        emails = [
+            {**message, "to": "(no subscriber — gdlab setup --email ADDR adds one)"}
+            for message in fetch(cloud.endpoint_url, "published", topic=topic_arn)
+        ]
+    return sorted(emails, key=lambda e: e.get("time", ""))
 
 
 def render(emails: list[dict[str, Any]], topic_arn: str) -> None:
@@ -51,8 +62,7 @@ def render(emails: list[dict[str, Any]], topic_arn: str) -> None:
 
     out = console()
     if not emails:
-        out.print(f"No e-mail from {topic_arn} yet (it needs an e-mail subscription and a "
-                  "finding that reached the rule).")
+        out.print(f"No e-mail from {topic_arn} yet: no finding has reached the rule.")
         return
     for email in emails:
         head = Table.grid(padding=(0, 1))

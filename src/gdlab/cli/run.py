@@ -17,14 +17,14 @@ def register(app: typer.Typer) -> None:
 
 
 def _local_mails(cloud: Any, state: Any) -> list[dict[str, Any]] | None:
-    """What the local cloud published to the lab's topic (AWS e-mails go to inboxes)."""
+    """The lab's e-mails as the local cloud kept them (on AWS they go to inboxes)."""
     topic = state.live("sns-topic")
     if not cloud.is_local or not topic:
         return None
-    from gdlab.local.api import fetch
+    from gdlab.cli.mail import lab_mails
 
     try:
-        return fetch(cloud.endpoint_url, "published", topic=topic.id)
+        return lab_mails(cloud, topic.id)
     except Exception:  # the summary is still useful without the e-mails
         return None
 
@@ -150,8 +150,9 @@ def _run(ctx, scenario, lab, email, keep, timeout, yes, json_out):  # type: igno
         out.rule("[bold]summary")
         out.print(incident.timeline_table(state, since))
         if mails:
-            out.print("[bold]Messages published to the lab's topic (the e-mails)[/bold]")
-            out.print(incident.mail_panels(mails))
+            from gdlab.cli.mail import render as render_mails
+
+            render_mails(mails, state.id_of("sns-topic") if state.live("sns-topic") else "")
         if verdict is not None:
             incident.verify_view(out, verdict)
         style = "bold green" if report["passed"] else "bold red"

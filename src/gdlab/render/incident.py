@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 from xml.etree import ElementTree as ET
 
-from rich.console import Console, Group
+from rich.console import Console
 from rich.panel import Panel
 from rich.spinner import Spinner
 from rich.table import Table
@@ -128,15 +128,3 @@ def timeline_table(state: Any, since: str | None = None) -> Table:
             f"[{style}]{event.message}[/{style}]" if style else event.message,
         )
     return table
-
-
-def mail_panels(mails: list[dict[str, Any]]) -> Group:
-    panels = []
-    for mail in mails:
-        head = (
-            f"[bold]To:[/bold] {mail.get('to') or '(topic)'}\n"
-            f"[bold]Subject:[/bold] {mail.get('subject') or '(none)'}\n"
-            f"[bold]Date:[/bold] {mail.get('time')}\n"
-        )
-        panels.append(Panel(head + "\n" + str(mail.get("body", "")), expand=False))
-    return Group(*panels)
