@@ -15,7 +15,7 @@ app = typer.Typer(
     name="gdlab",
     help=(
         "The AWS GuardDuty 'Compromised EC2 Instance' lab as one repeatable, verifiable "
-        "command.\n\nExample: gdlab run   (the whole incident on the local cloud, no AWS account)"
+        "command.\n\n\b\nExample: gdlab run   (the whole incident on the local cloud, no AWS account)"
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -74,14 +74,45 @@ def _register() -> None:
 _register()
 
 
+GLOBAL_WITH_VALUE = ("--target", "--region", "--profile", "--endpoint-url")
+GLOBAL_FLAGS = ("--debug",)
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """Global options are accepted anywhere (`gdlab setup --target aws`): move them in
+    front of the command, where the parser expects them."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        name = arg.split("=", 1)[0]
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        if name in GLOBAL_WITH_VALUE:
+            if "=" in arg or i + 1 >= len(args):
+                front.append(arg)
+            else:
+                front.extend(args[i : i + 2])
+                i += 1
+        elif arg in GLOBAL_FLAGS:
+            front.append(arg)
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
 def main() -> None:
     """Entry point: one readable line per error, tracebacks only with --debug."""
     import click
 
-    debug = "--debug" in sys.argv[1:] or os.environ.get("GDLAB_DEBUG") == "1"
+    args = hoist_global_options(sys.argv[1:])
+    debug = "--debug" in args or os.environ.get("GDLAB_DEBUG") == "1"
     command = typer.main.get_command(app)
     try:
-        code = command.main(args=sys.argv[1:], prog_name="gdlab", standalone_mode=False)
+        code = command.main(args=args, prog_name="gdlab", standalone_mode=False)
     except click.exceptions.Exit as exc:
         code = exc.exit_code
     except click.exceptions.Abort:

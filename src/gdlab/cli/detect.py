@@ -58,6 +58,7 @@ def trigger(
 ) -> None:
     """Make the compromised instance ping the malicious Elastic IP (SSM RunCommand).
 
+    \b
     Example: gdlab trigger --count 5
     """
     from gdlab.lab import trigger as core

@@ -18,6 +18,7 @@ def scenarios(
 ) -> None:
     """List the scenarios gdlab can run.
 
+    \b
     Example: gdlab scenarios
     """
     from gdlab.scenario import list_scenarios

@@ -37,6 +37,7 @@ def start(
 ) -> None:
     """Start the local cloud in the background (other commands start it when needed).
 
+    \b
     Example: gdlab local start --port 4600
     """
     from gdlab.local import daemon

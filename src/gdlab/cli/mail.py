@@ -22,6 +22,7 @@ def mail(
 ) -> None:
     """Show the e-mails the lab's SNS topic sent (local cloud), oldest first.
 
+    \b
     Example: gdlab mail --lab gd-1a2b3c
     """
     state = obj(ctx).store.resolve(lab)

@@ -42,6 +42,7 @@ def run(
     """Run the whole incident: setup -> trigger -> watch -> verify -> teardown, then one
     summary (timeline, e-mails, verify table). Teardown runs even when a step fails.
 
+    \b
     Example: gdlab run            (local cloud, no AWS account needed)
     Example: gdlab run --target aws --region us-east-1 --yes --json
     """

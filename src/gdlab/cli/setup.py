@@ -95,6 +95,7 @@ def setup(
     """Stand up the lab: network, instances, threat list, GuardDuty, Security Hub and the
     automated response (forensic group, SNS e-mail, isolation Lambda, EventBridge rule).
 
+    \b
     Example: gdlab setup --target aws --region eu-west-1 --email me@example.com
     """
     state, _ = run_setup(ctx, lab, scenario, email, yes, quiet=json_out)

@@ -23,6 +23,7 @@ def teardown(
     """Delete everything a lab created, in dependency order; adopted GuardDuty and Security
     Hub are kept. Works from the tag sweep alone if the state file is lost.
 
+    \b
     Example: gdlab teardown --lab gd-1a2b3c --dry-run
     """
     from gdlab.lab import lifecycle

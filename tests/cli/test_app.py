@@ -1,0 +1,44 @@
+import pytest
+
+from gdlab import __version__
+from gdlab.cli import hoist_global_options
+
+COMMANDS = ["scenarios", "labs", "status", "setup", "teardown", "trigger", "watch", "verify",
+            "run", "mail", "local", "local start", "local stop", "local status"]
+
+
+def test_version(run_cli):
+    code, out, _ = run_cli("--version")
+    assert code == 0 and out.strip() == f"gdlab {__version__}"
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_help_has_an_example(run_cli, command):
+    code, out, _ = run_cli(*command.split(), "--help")
+    assert code == 0
+    assert "Example: gdlab" in out
+
+
+@pytest.mark.parametrize(
+    "given, expected",
+    [
+        (["setup", "--target", "aws", "--yes"], ["--target", "aws", "setup", "--yes"]),
+        (["run", "--region=eu-west-1", "--json"], ["--region=eu-west-1", "run", "--json"]),
+        (["verify", "--debug", "--profile", "p"], ["--debug", "--profile", "p", "verify"]),
+        (["--target", "local", "status"], ["--target", "local", "status"]),
+        (["local", "start", "--port", "4600"], ["local", "start", "--port", "4600"]),
+    ],
+)
+def test_global_options_are_accepted_anywhere(given, expected):
+    assert hoist_global_options(given) == expected
+
+
+def test_scenarios_lists_the_scenario(run_cli):
+    code, out, _ = run_cli("scenarios")
+    assert code == 0
+    assert "compromised-ec2" in out and "MaliciousIPCaller.Custom" in out
+
+
+def test_labs_empty(run_cli):
+    code, out, _ = run_cli("labs")
+    assert code == 0 and "no labs yet" in out
