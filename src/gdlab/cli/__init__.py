@@ -15,7 +15,8 @@ app = typer.Typer(
     name="gdlab",
     help=(
         "The AWS GuardDuty 'Compromised EC2 Instance' lab as one repeatable, verifiable "
-        "command.\n\n\b\nExample: gdlab run   (the whole incident on the local cloud, no AWS account)"
+        "command.\n\n\b\n"
+        "Example: gdlab run   (the whole incident on the local cloud, no AWS account)"
     ),
     no_args_is_help=True,
     add_completion=False,

@@ -34,7 +34,7 @@ def scenarios(
     table = Table()
     table.add_column("scenario")
     table.add_column("title")
-    table.add_column("finding type")
+    table.add_column("finding type", overflow="fold")
     for s in found:
         table.add_row(s.name, s.title, s.finding_type)
     console().print(table)
