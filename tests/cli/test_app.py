@@ -34,9 +34,19 @@ def test_global_options_are_accepted_anywhere(given, expected):
 
 
 def test_scenarios_lists_the_scenario(run_cli):
-    code, out, _ = run_cli("scenarios")
+    import json
+
+    code, out, _ = run_cli("scenarios", "--json")
     assert code == 0
-    assert "compromised-ec2" in out and "MaliciousIPCaller.Custom" in out
+    assert json.loads(out) == [
+        {
+            "name": "compromised-ec2",
+            "title": "Compromised EC2 Instance",
+            "finding_type": "UnauthorizedAccess:EC2/MaliciousIPCaller.Custom",
+        }
+    ]
+    code, out, _ = run_cli("scenarios")
+    assert code == 0 and "compromised-ec2" in out
 
 
 def test_labs_empty(run_cli):
