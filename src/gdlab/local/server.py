@@ -219,10 +219,51 @@ def _make_server(host: str, port: int, lazy: bool = False) -> Any:
     return server
 
 
+# Read-only calls that make moto build, once, what a lab's first calls would otherwise wait
+# for: its per-service apps, the account's backends, SSM's public parameters.
+WARM_CALLS = [
+    ("sts", "get_caller_identity", {}),
+    ("ec2", "describe_vpcs", {}),
+    ("ec2", "describe_instance_type_offerings", {"LocationType": "availability-zone"}),
+    ("ssm", "get_parameter",
+     {"Name": "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"}),
+    ("iam", "list_roles", {}),
+    ("s3", "list_buckets", {}),
+    ("guardduty", "list_detectors", {}),
+    ("securityhub", "describe_hub", {}),
+    ("sns", "list_topics", {}),
+    ("logs", "describe_log_groups", {}),
+    ("lambda", "list_functions", {}),
+    ("events", "list_rules", {}),
+    ("cloudwatch", "list_metrics", {}),
+]
+
+
+def warm(endpoint: str, region: str) -> None:
+    """Prime the backends in the background so the first lab does not pay for moto's lazy
+    start-up (seconds, one time per server). Errors only mean a colder start."""
+    import boto3
+    from botocore.config import Config
+
+    session = boto3.Session(aws_access_key_id="gdlablocal", aws_secret_access_key="gdlablocal",
+                            region_name=region)
+    config = Config(retries={"mode": "standard", "max_attempts": 1})
+    for service, operation, kwargs in WARM_CALLS:
+        try:
+            client = session.client(service, endpoint_url=endpoint, config=config)
+            getattr(client, operation)(**kwargs)
+        except Exception:  # noqa: BLE001 - e.g. describe_hub before Security Hub is enabled
+            continue
+
+
 def serve(port: int, host: str = "127.0.0.1") -> None:
     """Run the local cloud in the foreground until SIGTERM or Ctrl-C."""
     os.environ.setdefault("MOTO_PORT", str(port))  # moto builds some URLs (SQS...) from it
     server = _make_server(host, port, lazy=True)
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    threading.Thread(
+        target=warm, args=(f"http://{host}:{port}", region), name="gdlab-warm", daemon=True
+    ).start()
 
     def stop(signum: int, frame: Any) -> None:
         raise SystemExit(0)

@@ -1,0 +1,65 @@
+"""The background local cloud: time from `gdlab local start` to answering requests, and the
+idle server's memory.
+
+    .venv/bin/python benchmarks/local_server.py [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+GDLAB = str(Path(sys.executable).with_name("gdlab"))
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def answers_aws(endpoint: str) -> None:
+    """An STS call: proves moto itself (not only gdlab's status route) is serving."""
+    body = b"Action=GetCallerIdentity&Version=2011-06-15"
+    request = urllib.request.Request(endpoint, data=body, headers={
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Authorization": "AWS4-HMAC-SHA256 Credential=gdlablocal/20260101/us-east-1/sts/aws4_request",
+    })
+    with urllib.request.urlopen(request, timeout=30) as response:
+        response.read()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    starts, first_calls, memory = [], [], []
+    for _ in range(args.runs):
+        home = tempfile.mkdtemp(prefix="gdlab-bench-")
+        env = {**os.environ, "GDLAB_HOME": home, "GDLAB_LOCAL_PORT": "4612"}
+        started = time.perf_counter()
+        subprocess.run([GDLAB, "local", "start"], env=env, check=True, capture_output=True)
+        starts.append(time.perf_counter() - started)
+        status = json.loads(subprocess.run([GDLAB, "local", "status", "--json"], env=env,
+                                           check=True, capture_output=True, text=True).stdout)
+        answers_aws(status["endpoint"])
+        first_calls.append(time.perf_counter() - started)
+        time.sleep(2)  # idle
+        memory.append(rss_mb(status["pid"]))
+        subprocess.run([GDLAB, "local", "stop"], env=env, check=True, capture_output=True)
+    print(f"gdlab local start returns: median {statistics.median(starts):.2f}s")
+    print(f"start until an AWS API call is answered: median {statistics.median(first_calls):.2f}s")
+    print(f"idle server RSS: median {statistics.median(memory):.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
