@@ -173,8 +173,10 @@ def test_only_describe_actions_run_on_every_resource() -> None:
 def test_interfaces_change_only_on_lab_resources_and_only_to_containment_groups() -> None:
     [statement] = grants(policy())["ec2:ModifyNetworkInterfaceAttribute"]
 
+    # The instance is an optional resource type of the action: granted, lab-tagged only.
     assert statement["Resource"] == [
         "arn:aws:ec2:us-east-1:123456789012:network-interface/*",
+        "arn:aws:ec2:us-east-1:123456789012:instance/*",
         f"arn:aws:ec2:us-east-1:123456789012:security-group/{FORENSIC}",
         f"arn:aws:ec2:us-east-1:123456789012:security-group/{UNTRACKING}",
     ]
@@ -182,6 +184,7 @@ def test_interfaces_change_only_on_lab_resources_and_only_to_containment_groups(
     [without] = grants(policy(untracking=None))["ec2:ModifyNetworkInterfaceAttribute"]
     assert without["Resource"] == [
         "arn:aws:ec2:us-east-1:123456789012:network-interface/*",
+        "arn:aws:ec2:us-east-1:123456789012:instance/*",
         f"arn:aws:ec2:us-east-1:123456789012:security-group/{FORENSIC}",
     ]
 

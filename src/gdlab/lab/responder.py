@@ -96,10 +96,10 @@ def role_policy(
     """Least privilege for the handler: read what it must, change only lab-tagged resources.
 
     ModifyNetworkInterfaceAttribute authorizes the network interface (required) and, when
-    Groups is given, each security group named in it (Service Authorization Reference); the
-    instance is only involved for attachment changes, which the handler never makes. So the
-    grant is: lab-tagged interfaces, plus exactly the forensic and untracking groups, which
-    gdlab creates with the lab tag as well.
+    Groups is given, each security group named in it; the Service Authorization Reference
+    also lists the instance as an optional resource. So the grant is: lab-tagged interfaces
+    and lab-tagged instances, plus exactly the forensic and untracking groups, which gdlab
+    creates with the lab tag as well — nothing outside the lab can match.
     """
     ec2 = f"arn:{partition}:ec2:{region}:{account}"
     lab_tag = {f"aws:ResourceTag/{lab_tag_key}": lab_tag_value}
@@ -126,7 +126,7 @@ def role_policy(
                 "Sid": "MoveLabInterfacesToContainmentGroups",
                 "Effect": "Allow",
                 "Action": "ec2:ModifyNetworkInterfaceAttribute",
-                "Resource": [f"{ec2}:network-interface/*", *groups],
+                "Resource": [f"{ec2}:network-interface/*", f"{ec2}:instance/*", *groups],
                 "Condition": {"StringEquals": lab_tag},
             },
             {
