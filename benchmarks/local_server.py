@@ -30,9 +30,10 @@ def rss_mb(pid: int) -> float:
 def answers_aws(endpoint: str) -> None:
     """An STS call: proves moto itself (not only gdlab's status route) is serving."""
     body = b"Action=GetCallerIdentity&Version=2011-06-15"
+    credential = "gdlablocal/20260101/us-east-1/sts/aws4_request"
     request = urllib.request.Request(endpoint, data=body, headers={
         "Content-Type": "application/x-www-form-urlencoded",
-        "Authorization": "AWS4-HMAC-SHA256 Credential=gdlablocal/20260101/us-east-1/sts/aws4_request",
+        "Authorization": f"AWS4-HMAC-SHA256 Credential={credential}",
     })
     with urllib.request.urlopen(request, timeout=30) as response:
         response.read()

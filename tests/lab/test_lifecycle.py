@@ -216,7 +216,8 @@ def _calls_per_step(new_lab, cloud) -> dict[str, int]:
 
 
 def _inject(cloud, step_key: str, at: int):
-    """Make the `at`-th mutating call made while `step_key` runs fail like AWS would."""
+    """Make the `at`-th mutating call made while `step_key` creates or configures fail like
+    AWS would."""
     seen = {"n": 0, "active": False}
 
     def hook(model, **_):
@@ -230,16 +231,19 @@ def _inject(cloud, step_key: str, at: int):
     for service in ("ec2", "iam", "s3", "guardduty", "securityhub", "sns", "lambda", "logs",
                     "events"):
         cloud.client(service).meta.events.register("before-call", hook)
-    original = STEPS[step_key].create
+    step = STEPS[step_key]
 
-    def create(ctx):
-        seen["active"] = True
-        try:
-            return original(ctx)
-        finally:
-            seen["active"] = False
+    def armed(method):
+        def call(*args):
+            seen["active"] = True
+            try:
+                return method(*args)
+            finally:
+                seen["active"] = False
 
-    return seen, create
+        return call
+
+    return seen, armed(step.create), armed(step.configure)
 
 
 @pytest.mark.slow
@@ -254,8 +258,9 @@ def test_failure_at_every_step_leaks_nothing_and_resumes(
     assert len(cases) >= len(STEPS) - 1
     for index, (key, at) in enumerate(cases):
         lab = f"gd-f{index:03d}"
-        seen, create = _inject(cloud, key, at)
+        seen, create, configure = _inject(cloud, key, at)
         monkeypatch.setattr(STEPS[key], "create", create)
+        monkeypatch.setattr(STEPS[key], "configure", configure)
         ctx = new_lab(lab, email="soc@example.com")
         with pytest.raises(StepFailed, match="injected"):
             lifecycle.setup(ctx)
@@ -266,5 +271,7 @@ def test_failure_at_every_step_leaks_nothing_and_resumes(
             # resume completes the lab, then teardown removes it all
             lifecycle.setup(ctx)
             assert ctx.state.phase == "ready", key
+            live = [r for r in ctx.state.resources if r.status == "created"]
+            assert all(r.attrs.get("configured") for r in live), key
         lifecycle.teardown(ctx, store)
         assert leftovers() == baseline, f"leak after failing {key} call {at}"

@@ -451,3 +451,22 @@ def test_long_group_lists_fit_in_tag_values(lab: Lab) -> None:
     ]
     assert all(len(v) <= 256 for v in tags.values())
     assert module._recorded_groups(tags, "eni-0a1b2c3d4e5f60718") == groups
+
+
+def test_an_interface_is_never_left_in_the_untracking_group() -> None:
+    """If the move to the forensic group keeps failing, the original groups come back."""
+    from botocore.exceptions import ClientError
+
+    calls = []
+
+    class Ec2:
+        def modify_network_interface_attribute(self, NetworkInterfaceId, Groups):
+            calls.append(Groups)
+            if Groups == ["sg-forensic"]:
+                raise ClientError({"Error": {"Code": "Throttling", "Message": "slow down"}},
+                                  "ModifyNetworkInterfaceAttribute")
+
+    handler = load_handler()
+    with pytest.raises(ClientError):
+        handler._into_forensic_or_back(Ec2(), "eni-1", ["sg-forensic"], ["sg-original"])
+    assert calls == [["sg-forensic"], ["sg-forensic"], ["sg-original"]]

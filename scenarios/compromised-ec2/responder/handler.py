@@ -165,7 +165,9 @@ def _respond(
         if settings.untracking_group and groups != [settings.untracking_group]:
             # Allow-all in and out makes the open flows untracked; the next change drops them.
             _set_groups(ec2, eni_id, [settings.untracking_group])
-        _set_groups(ec2, eni_id, forensic)
+            _into_forensic_or_back(ec2, eni_id, forensic, before[eni_id])
+        else:
+            _set_groups(ec2, eni_id, forensic)
 
     isolated_at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     _tag(ec2, instance_id, {TAG_ISOLATED_AT: isolated_at})
@@ -209,6 +211,24 @@ def _group_names(ec2: Any, group_ids: set[str]) -> dict[str, str]:
 def _set_groups(ec2: Any, eni_id: str, groups: list[str]) -> None:
     logger.info("network interface %s -> %s", eni_id, ",".join(groups))
     ec2.modify_network_interface_attribute(NetworkInterfaceId=eni_id, Groups=groups)
+
+
+def _into_forensic_or_back(
+    ec2: Any, eni_id: str, forensic: list[str], original: list[str]
+) -> None:
+    """The untracking group allows everything: an interface must never be left in it. If
+    the move to the forensic group fails twice, put the original groups back and raise."""
+    try:
+        _set_groups(ec2, eni_id, forensic)
+        return
+    except ClientError as exc:
+        logger.warning("moving %s to the forensic group failed, retrying: %s", eni_id, exc)
+    try:
+        _set_groups(ec2, eni_id, forensic)
+    except ClientError:
+        logger.error("network interface %s: back to its original groups", eni_id)
+        _set_groups(ec2, eni_id, original)
+        raise
 
 
 def _tag(ec2: Any, instance_id: str, tags: dict[str, str]) -> None:

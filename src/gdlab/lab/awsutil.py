@@ -57,6 +57,37 @@ def ignore_not_found(call: Callable[..., T], *args: Any, **kwargs: Any) -> T | N
         raise
 
 
+def ignore_code(code: str, call: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+    """Make a follow-up call idempotent: AWS's 'already done' answer counts as done."""
+    from botocore.exceptions import ClientError
+
+    try:
+        return call(*args, **kwargs)
+    except ClientError as exc:
+        if error_code(exc) == code:
+            return None
+        raise
+
+
+# Right after a create, AWS may not yet know the new id (eventual consistency).
+NOT_YET_VISIBLE = {
+    "InvalidGroup.NotFound",
+    "InvalidInternetGatewayID.NotFound",
+    "InvalidRouteTableID.NotFound",
+    "InvalidVpcID.NotFound",
+    "InvalidSubnetID.NotFound",
+    "InvalidInstanceID.NotFound",
+    "InvalidAllocationID.NotFound",
+    "InvalidNetworkInterfaceID.NotFound",
+    "NoSuchEntity",
+    "NoSuchBucket",
+}
+
+
+def not_yet_visible(exc: BaseException) -> bool:
+    return error_code(exc) in NOT_YET_VISIBLE
+
+
 def retry(
     call: Callable[[], T],
     *,

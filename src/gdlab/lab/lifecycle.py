@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from gdlab.cloud import Cloud
 from gdlab.errors import GdlabError, LabNotFound, StepFailed, UsageError, describe
+from gdlab.lab.awsutil import not_yet_visible, retry
 from gdlab.lab.plan import PLAN, STEPS, TEARDOWN_ORDER
 from gdlab.lab.state import LabState, LabStore, Resource, new_lab_id, validate_lab_id
 from gdlab.lab.steps import LabContext, Step
@@ -96,11 +97,11 @@ def setup(ctx: LabContext, progress: Progress = _quiet) -> LabState:
             continue
         started = time.monotonic()
         done = state.live(step.key)
-        if done:
+        if done and done.attrs.get("configured", True):
             progress(StepEvent(step.key, step.label, "exists", done.id))
             continue
         try:
-            status = _create(ctx, step)
+            status = _configure(ctx, step, done) if done else _create(ctx, step)
         except GdlabError as exc:
             state.event(f"{step.label}: {exc}", kind="error")
             raise
@@ -130,14 +131,37 @@ def _create(ctx: LabContext, step: Step) -> str:
     if pending is not None and pending.status == "pending":
         found = step.find(ctx)
         if found:
-            state.record(step.key, step.type, found[0].id, found[0].ownership, **found[0].attrs)
+            state.record(
+                step.key,
+                step.type,
+                found[0].id,
+                found[0].ownership,
+                configured=False,
+                **found[0].attrs,
+            )
+            _configure(ctx, step, state.live(step.key))
             return "found"
     state.intend(step.key, step.type, step.display_name(ctx))
     step.create(ctx)
     res = state.live(step.key)
     if res is None:
         raise StepFailed(f"'{step.label}' returned without recording an id")
+    _configure(ctx, step, res)
     return res.ownership
+
+
+def _configure(ctx: LabContext, step: Step, res: Resource) -> str:
+    """The step's follow-up calls, retried while AWS does not yet see the new resource."""
+    if res.ownership == "created":
+        retry(
+            lambda: step.configure(ctx, res),
+            when=not_yet_visible,
+            deadline_seconds=ctx.patience_seconds,
+            first_delay=min(1.0, ctx.poll_seconds * 10),
+        )
+    res.attrs["configured"] = True
+    ctx.state.save()
+    return "configured"
 
 
 @dataclass

@@ -4,6 +4,7 @@ the forensic group's rules and the topic's published-message count."""
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -161,14 +162,17 @@ def forensic_rules(ctx: LabContext) -> tuple[int, int] | None:
 def published_count(ctx: LabContext) -> int:
     """Messages published to the lab's topic since the lab began (CloudWatch AWS/SNS)."""
     start = datetime.fromisoformat(ctx.state.created_at.replace("Z", "+00:00"))
-    now = datetime.now(timezone.utc)
+    start -= timedelta(minutes=5)
+    end = datetime.now(timezone.utc) + timedelta(minutes=1)
+    # At most 1,440 datapoints per request: a lab kept for days needs longer periods.
+    minutes = math.ceil((end - start).total_seconds() / 60 / 1440)
     stats = ctx.cloud.client("cloudwatch").get_metric_statistics(
         Namespace="AWS/SNS",
         MetricName="NumberOfMessagesPublished",
         Dimensions=[{"Name": "TopicName", "Value": ctx.name("topic")}],
-        StartTime=start - timedelta(minutes=5),
-        EndTime=now + timedelta(minutes=1),
-        Period=60,
+        StartTime=start,
+        EndTime=end,
+        Period=60 * max(1, minutes),
         Statistics=["Sum"],
     )
     return int(sum(point.get("Sum", 0) for point in stats.get("Datapoints", [])))

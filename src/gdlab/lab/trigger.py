@@ -34,6 +34,7 @@ class PingResult:
     target_ip: str
     command: str
     status: str
+    detail: str  # StatusDetails: why it ended, e.g. DeliveryTimedOut
     exit_code: int | None
     output: str
     error_output: str
@@ -41,7 +42,8 @@ class PingResult:
 
     @property
     def delivered(self) -> bool:
-        return self.status not in UNDELIVERED
+        """The command reached the instance and ran (whatever the ping's own outcome)."""
+        return self.detail not in UNDELIVERED and self.status != "Pending"
 
     @property
     def replies(self) -> bool:
@@ -103,9 +105,9 @@ def ping(
         )
     if deadline_seconds is None:
         deadline_seconds = 30.0 if ctx.cloud.is_local else 600.0
-    started = time.monotonic()
     if wait_online:
         wait_until_managed(ctx, instance.id, deadline_seconds)
+    started = time.monotonic()
     ssm = ctx.cloud.client("ssm")
     command = f"ping -c {count} -i 1 {eip}"
     sent = ssm.send_command(
@@ -131,17 +133,19 @@ def ping(
         if status in TERMINAL:
             break
         if time.monotonic() - started > deadline_seconds:
-            status = "DeliveryTimedOut" if status == "Pending" else status
             break
         _pause(ctx, attempt)
         attempt += 1
     code = invocation.get("ResponseCode")
+    # The wire says "DeliveryTimedOut"; the docs write "Delivery Timed Out".
+    detail = str(invocation.get("StatusDetails") or status).replace(" ", "")
     return PingResult(
         command_id=command_id,
         instance_id=instance.id,
         target_ip=eip,
         command=command,
         status=status,
+        detail=detail,
         exit_code=code if isinstance(code, int) and code >= 0 else None,
         output=invocation.get("StandardOutputContent", ""),
         error_output=invocation.get("StandardErrorContent", ""),
@@ -152,7 +156,7 @@ def ping(
 def trigger(ctx: LabContext, count: int = 3) -> PingResult:
     result = ping(ctx, count=count)
     ctx.state.event(
-        f"triggered: {result.command} from {result.instance_id} -> {result.status}"
+        f"triggered: {result.command} from {result.instance_id} -> {result.detail}"
         f" (command {result.command_id})",
         phase="triggered",
     )

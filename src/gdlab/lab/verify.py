@@ -177,8 +177,8 @@ def check_unreachable(ctx: LabContext) -> Check:
             "ping-blocked",
             title,
             "inconclusive",
-            f"SSM could not reach the isolated instance ({result.status}): isolation also cuts "
-            "the SSM agent, so no ping result was seen",
+            f"SSM could not reach the isolated instance ({result.detail}): isolation also "
+            "cuts the SSM agent, so no ping result was seen",
         )
     if result.replies:
         return Check(

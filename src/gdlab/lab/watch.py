@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from gdlab.errors import describe
 from gdlab.lab import observe
 from gdlab.lab.state import now_iso
 from gdlab.lab.steps import LabContext
@@ -99,47 +100,72 @@ class Watcher:
             self.ctx.state.event(f"{hop.label}: {detail}")
 
     def poll(self) -> None:
+        """One look at every hop not yet seen; a failed look is shown and retried next time."""
+        for key, look in (
+            ("threat-list", self._threat_list),
+            ("guardduty", self._guardduty),
+            ("securityhub", self._securityhub),
+            ("responder", self._responder),
+            ("isolated", self._isolated),
+            ("emails", self._emails),
+        ):
+            # the finding is read again after it is seen: its Count keeps growing
+            if self.hops[key].seen and key != "guardduty":
+                continue
+            try:
+                look()
+            except Exception as exc:  # throttling, a transient error: say so, keep watching
+                self.hops[key].detail = f"could not check: {describe(exc)[0]}"
+
+    def _threat_list(self) -> None:
         ctx, hops = self.ctx, self.hops
-        if not hops["threat-list"].seen:
-            status = observe.threat_list_status(ctx)
-            if status == "ACTIVE":
-                self._see("threat-list", f"{ctx.name('threat_list')} ACTIVE")
-            else:
-                hops["threat-list"].detail = f"status {status}"
-        if not hops["guardduty"].seen or self.finding is None:
-            finding = observe.guardduty_finding(ctx)
-            if finding:
-                self.finding = finding
-                self._see(
-                    "guardduty",
-                    f"{finding['Id']} severity {finding.get('Severity')} "
-                    f"count {finding.get('Service', {}).get('Count')}",
-                )
-        if self.finding and not hops["securityhub"].seen:
-            asff = observe.securityhub_finding(ctx, self.finding)
-            if asff:
-                self._see(
-                    "securityhub",
-                    f"workflow {asff.get('Workflow', {}).get('Status')}, "
-                    f"record {asff.get('RecordState')}",
-                )
-        if not hops["responder"].seen:
-            log = observe.responder_log(ctx)
-            if log["results"]:
-                last = log["results"][-1]
-                self._see("responder", f"{last.get('action')}: {last.get('reason')}")
-            elif log["errors"]:
-                hops["responder"].detail = f"error: {log['errors'][-1]}"
-        if not hops["isolated"].seen:
-            groups = observe.eni_groups(ctx)
-            if observe.is_isolated(ctx, groups):
-                self._see("isolated", f"{len(groups)} ENI(s) in {ctx.id_of('sg-forensic')} only")
-        if not hops["emails"].seen:
-            count = observe.published_count(ctx)
-            if count >= 2:
-                self._see("emails", f"{count} messages published to {ctx.name('topic')}")
-            else:
-                hops["emails"].detail = f"{count} published so far"
+        status = observe.threat_list_status(ctx)
+        if status == "ACTIVE":
+            self._see("threat-list", f"{ctx.name('threat_list')} ACTIVE")
+        else:
+            hops["threat-list"].detail = f"status {status}"
+
+    def _guardduty(self) -> None:
+        finding = observe.guardduty_finding(self.ctx)
+        if finding:
+            self.finding = finding
+            self._see(
+                "guardduty",
+                f"{finding['Id']} severity {finding.get('Severity')} "
+                f"count {finding.get('Service', {}).get('Count')}",
+            )
+
+    def _securityhub(self) -> None:
+        if self.finding is None:
+            return
+        asff = observe.securityhub_finding(self.ctx, self.finding)
+        if asff:
+            self._see(
+                "securityhub",
+                f"workflow {asff.get('Workflow', {}).get('Status')}, "
+                f"record {asff.get('RecordState')}",
+            )
+
+    def _responder(self) -> None:
+        log = observe.responder_log(self.ctx)
+        if log["results"]:
+            last = log["results"][-1]
+            self._see("responder", f"{last.get('action')}: {last.get('reason')}")
+        elif log["errors"]:
+            self.hops["responder"].detail = f"error: {log['errors'][-1]}"
+
+    def _isolated(self) -> None:
+        groups = observe.eni_groups(self.ctx)
+        if observe.is_isolated(self.ctx, groups):
+            forensic = self.ctx.id_of("sg-forensic")
+            self._see("isolated", f"{len(groups)} ENI(s) in {forensic} only")
+
+    def _emails(self) -> None:
+        count = observe.published_count(self.ctx)
+        if count >= 2:
+            self._see("emails", f"{count} messages published to {self.ctx.name('topic')}")
+        else:
+            self.hops["emails"].detail = f"{count} published so far"
 
     @property
     def complete(self) -> bool:

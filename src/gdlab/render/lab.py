@@ -11,6 +11,7 @@ from rich.table import Table
 STATUS_STYLE = {
     "created": ("✓", "green"),
     "found": ("✓", "green"),
+    "configured": ("✓", "green"),
     "adopted": ("↺", "cyan"),
     "exists": ("·", "dim"),
     "deleted": ("✗", "yellow"),

@@ -1,7 +1,9 @@
-"""One step per lab resource: how to create it, find it by its tags, and delete it.
+"""One step per lab resource: how to create it, configure it, find it by its tags, and
+delete it.
 
 A step's create() records the resource's id in the journal the moment AWS returns it
-(ctx.created), before any waiting, so an interruption never loses an id."""
+(ctx.created); configure() then makes the follow-up calls, so an interruption never loses
+an id and a resumed setup finishes a half-configured resource."""
 
 from __future__ import annotations
 
@@ -65,7 +67,11 @@ class LabContext:
         return [{"Name": f"tag:{LAB_TAG}", "Values": [self.lab]}]
 
     def created(self, step: Step, id_: str, ownership: str = "created", **attrs: Any) -> None:
-        self.state.record(step.key, step.type, id_, ownership=ownership, name=None, **attrs)
+        """Journal the id; `configured` stays False until the step's follow-up calls are done
+        (a resumed setup finishes them)."""
+        self.state.record(
+            step.key, step.type, id_, ownership=ownership, name=None, configured=False, **attrs
+        )
 
     def id_of(self, key: str) -> str:
         return self.state.id_of(key)
@@ -90,6 +96,11 @@ class Step(ABC):
     @abstractmethod
     def create(self, ctx: LabContext) -> None:
         """Create the resource and call ctx.created() as soon as AWS returns its id."""
+
+    def configure(self, ctx: LabContext, res: Resource) -> None:
+        """Follow-up calls after the create (attach, rules, policies, waits). Idempotent: a
+        resumed setup runs it again for a resource whose configuration did not finish."""
+        return None
 
     def find(self, ctx: LabContext) -> list[Found]:
         """This lab's resources of this kind, found in the cloud by tag or exact name."""

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from gdlab.lab.awsutil import (
+    code_in,
     error_code,
     ignore_not_found,
     message_has,
@@ -38,6 +39,14 @@ def role_tagged_for(ctx: LabContext, client: Any, role_name: str) -> bool:
             return False
         raise
     return any(t["Key"] == LAB_TAG and t["Value"] == ctx.lab for t in tags)
+
+
+def find_role(ctx: LabContext, role_name: str) -> list[Found]:
+    """The lab's role of that name, with the ARN later steps need."""
+    iam = _iam(ctx)
+    if not role_tagged_for(ctx, iam, role_name):
+        return []
+    return [Found(role_name, attrs={"arn": iam.get_role(RoleName=role_name)["Role"]["Arn"]})]
 
 
 def delete_role(client: Any, role_name: str) -> None:
@@ -87,14 +96,15 @@ class InstanceRole(Step):
             Tags=tag_list(ctx.tags(name)),
         )["Role"]
         ctx.created(self, name, arn=role["Arn"])
-        iam.attach_role_policy(
-            RoleName=name,
+
+    def configure(self, ctx: LabContext, res: Resource) -> None:
+        _iam(ctx).attach_role_policy(  # attaching twice is a no-op for IAM
+            RoleName=res.id,
             PolicyArn=f"arn:{ctx.cloud.partition()}:iam::aws:policy/{SSM_POLICY}",
         )
 
     def find(self, ctx: LabContext) -> list[Found]:
-        name = self.display_name(ctx)
-        return [Found(name)] if role_tagged_for(ctx, _iam(ctx), name) else []
+        return find_role(ctx, self.display_name(ctx))
 
     def delete(self, ctx: LabContext, res: Resource) -> None:
         delete_role(_iam(ctx), res.id or self.display_name(ctx))
@@ -114,9 +124,13 @@ class InstanceProfile(Step):
             InstanceProfileName=name, Path=IAM_PATH, Tags=tag_list(ctx.tags(name))
         )["InstanceProfile"]
         ctx.created(self, name, arn=profile["Arn"])
-        iam.add_role_to_instance_profile(
-            InstanceProfileName=name, RoleName=ctx.id_of("instance-role")
-        )
+
+    def configure(self, ctx: LabContext, res: Resource) -> None:
+        iam = _iam(ctx)
+        role = ctx.id_of("instance-role")
+        roles = iam.get_instance_profile(InstanceProfileName=res.id)["InstanceProfile"]["Roles"]
+        if role not in {r["RoleName"] for r in roles}:
+            iam.add_role_to_instance_profile(InstanceProfileName=res.id, RoleName=role)
 
     def find(self, ctx: LabContext) -> list[Found]:
         from botocore.exceptions import ClientError
@@ -129,7 +143,9 @@ class InstanceProfile(Step):
                 return []
             raise
         tags = profile.get("Tags", [])
-        return [Found(name)] if any(t["Key"] == LAB_TAG for t in tags) else []
+        if not any(t["Key"] == LAB_TAG and t["Value"] == ctx.lab for t in tags):
+            return []
+        return [Found(name, attrs={"arn": profile["Arn"]})]
 
     def delete(self, ctx: LabContext, res: Resource) -> None:
         from botocore.exceptions import ClientError
@@ -195,9 +211,9 @@ class EipAssociation(Step):
 
 def latest_ami(ctx: LabContext) -> dict[str, Any]:
     """The AMI from SSM's public parameter, with its root device (to encrypt it at launch)."""
-    image_id = ctx.cloud.client("ssm").get_parameter(Name=ctx.scenario.ami_parameter)[
-        "Parameter"
-    ]["Value"]
+    image_id = ctx.cloud.client("ssm").get_parameter(Name=ctx.scenario.ami_parameter)["Parameter"][
+        "Value"
+    ]
     image = _ec2(ctx).describe_images(ImageIds=[image_id])["Images"][0]
     root = image.get("RootDeviceName", "/dev/xvda")
     size = next(
@@ -271,9 +287,10 @@ class Instance(Step):
             image=image,
             private_ip=instance.get("PrivateIpAddress"),
         )
-        ec2.get_waiter("instance_running").wait(
-            InstanceIds=[instance["InstanceId"]],
-            WaiterConfig=ctx.waiter_config(),
+
+    def configure(self, ctx: LabContext, res: Resource) -> None:
+        _ec2(ctx).get_waiter("instance_running").wait(
+            InstanceIds=[res.id], WaiterConfig=ctx.waiter_config()
         )
 
     def find(self, ctx: LabContext) -> list[Found]:
@@ -290,7 +307,20 @@ class Instance(Step):
         return [Found(i["InstanceId"]) for r in reservations for i in r["Instances"]]
 
     def delete(self, ctx: LabContext, res: Resource) -> None:
-        ignore_not_found(_ec2(ctx).terminate_instances, InstanceIds=[res.id])
+        # Right after RunInstances, EC2 may answer NotFound for an instance that exists and
+        # will run: ask again for a while before believing it is gone.
+        from botocore.exceptions import ClientError
+
+        ec2 = _ec2(ctx)
+        try:
+            retry(
+                lambda: ec2.terminate_instances(InstanceIds=[res.id]),
+                when=code_in("InvalidInstanceID.NotFound"),
+                deadline_seconds=min(ctx.patience_seconds, 60.0),
+            )
+        except ClientError as exc:
+            if error_code(exc) != "InvalidInstanceID.NotFound":
+                raise  # still unknown after the window: it never ran, or is long gone
 
     def finish_delete(self, ctx: LabContext, res: Resource) -> None:
         from botocore.exceptions import WaiterError

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from gdlab.errors import PreflightError
-from gdlab.lab.awsutil import error_code, ignore_not_found, is_not_found
+from gdlab.lab.awsutil import error_code, error_message, ignore_not_found, is_not_found
 from gdlab.lab.state import Resource
 from gdlab.lab.steps import LAB_TAG, Found, LabContext, Step
 
@@ -20,7 +20,8 @@ def bucket_name(ctx: LabContext) -> str:
 
 
 def threat_list_location(ctx: LabContext) -> str:
-    return f"https://s3.{ctx.cloud.region}.amazonaws.com/{bucket_name(ctx)}/{THREAT_LIST_KEY}"
+    # The s3:// form is one GuardDuty documents, and it holds in every partition.
+    return f"s3://{bucket_name(ctx)}/{THREAT_LIST_KEY}"
 
 
 class Bucket(Step):
@@ -37,6 +38,10 @@ class Bucket(Step):
             kwargs["CreateBucketConfiguration"] = {"LocationConstraint": ctx.cloud.region}
         s3.create_bucket(Bucket=name, ObjectOwnership="BucketOwnerEnforced", **kwargs)
         ctx.created(self, name)
+
+    def configure(self, ctx: LabContext, res: Resource) -> None:
+        s3 = ctx.cloud.client("s3")
+        name = res.id
         s3.put_public_access_block(
             Bucket=name,
             PublicAccessBlockConfiguration={
@@ -165,14 +170,33 @@ class ThreatIntelSet(Step):
                 f"the most GuardDuty allows",
                 "delete one you no longer need (aws guardduty delete-threat-intel-set) and rerun",
             )
-        set_id = guardduty.create_threat_intel_set(
-            DetectorId=detector_id,
-            Name=self.display_name(ctx),
-            Format="TXT",
-            Location=threat_list_location(ctx),
-            Activate=True,
-            Tags=ctx.tags(),
-        )["ThreatIntelSetId"]
+        from botocore.exceptions import ClientError
+
+        try:
+            set_id = guardduty.create_threat_intel_set(
+                DetectorId=detector_id,
+                Name=self.display_name(ctx),
+                Format="TXT",
+                Location=threat_list_location(ctx),
+                Activate=True,
+                Tags=ctx.tags(),
+            )["ThreatIntelSetId"]
+        except ClientError as exc:
+            code = error_code(exc)
+            if code in ("AccessDeniedException", "AccessDenied"):
+                raise PreflightError(
+                    "GuardDuty refused the threat list: access denied",
+                    "threat lists need iam:PutRolePolicy and iam:DeleteRolePolicy on the role "
+                    "AWSServiceRoleForAmazonGuardDuty (not in AmazonGuardDutyFullAccess), and "
+                    "s3:GetObject on the list",
+                ) from exc
+            if code == "BadRequestException" and "administrator" in error_message(exc).lower():
+                raise PreflightError(
+                    f"GuardDuty refused the threat list: {error_message(exc)}",
+                    "in a GuardDuty member account only the administrator account manages "
+                    "threat lists; run the lab in a standalone or administrator account",
+                ) from exc
+            raise
         ctx.created(self, set_id, detector_id=detector_id, list_name=self.display_name(ctx))
 
     def find(self, ctx: LabContext) -> list[Found]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gdlab.lab.awsutil import code_in, ignore_not_found, retry
+from gdlab.lab.awsutil import code_in, ignore_code, ignore_not_found, retry
 from gdlab.lab.state import Resource
 from gdlab.lab.steps import Found, LabContext, Step
 
@@ -50,9 +50,15 @@ class InternetGateway(Step):
         igw = ec2.create_internet_gateway(
             TagSpecifications=ctx.tag_specs("internet-gateway", name=ctx.name("vpc"))
         )["InternetGateway"]
-        vpc_id = ctx.id_of("vpc")
-        ctx.created(self, igw["InternetGatewayId"], vpc_id=vpc_id)
-        ec2.attach_internet_gateway(InternetGatewayId=igw["InternetGatewayId"], VpcId=vpc_id)
+        ctx.created(self, igw["InternetGatewayId"], vpc_id=ctx.id_of("vpc"))
+
+    def configure(self, ctx: LabContext, res: Resource) -> None:
+        ignore_code(
+            "Resource.AlreadyAssociated",
+            _ec2(ctx).attach_internet_gateway,
+            InternetGatewayId=res.id,
+            VpcId=ctx.id_of("vpc"),
+        )
 
     def find(self, ctx: LabContext) -> list[Found]:
         igws = _ec2(ctx).describe_internet_gateways(Filters=ctx.lab_filter())["InternetGateways"]
@@ -113,12 +119,24 @@ class Subnet(Step):
 
 
 def _zone_offering(ctx: LabContext) -> str | None:
-    """A zone that offers the lab's instance type (t3.micro is missing from a few zones)."""
-    offerings = _ec2(ctx).describe_instance_type_offerings(
+    """A zone that offers the lab's instance type (t3.micro is missing from a few zones);
+    a standard Availability Zone, never a Local or Wavelength Zone, where the region's
+    Elastic IPs cannot be associated."""
+    ec2 = _ec2(ctx)
+    offerings = ec2.describe_instance_type_offerings(
         LocationType="availability-zone",
         Filters=[{"Name": "instance-type", "Values": [ctx.scenario.instance_type]}],
     )["InstanceTypeOfferings"]
-    zones = sorted(o["Location"] for o in offerings)
+    standard = {
+        z["ZoneName"]
+        for z in ec2.describe_availability_zones(
+            Filters=[
+                {"Name": "zone-type", "Values": ["availability-zone"]},
+                {"Name": "state", "Values": ["available"]},
+            ]
+        )["AvailabilityZones"]
+    }
+    zones = sorted(o["Location"] for o in offerings if o["Location"] in standard)
     return zones[0] if zones else None
 
 
@@ -132,15 +150,24 @@ class RouteTable(Step):
             TagSpecifications=ctx.tag_specs("route-table", name=ctx.name("vpc")),
         )["RouteTable"]
         ctx.created(self, table["RouteTableId"])
-        ec2.create_route(
-            RouteTableId=table["RouteTableId"],
+
+    def configure(self, ctx: LabContext, res: Resource) -> None:
+        ec2 = _ec2(ctx)
+        ignore_code(
+            "RouteAlreadyExists",
+            ec2.create_route,
+            RouteTableId=res.id,
             DestinationCidrBlock="0.0.0.0/0",
             GatewayId=ctx.id_of("igw"),
         )
-        assoc = ec2.associate_route_table(
-            RouteTableId=table["RouteTableId"], SubnetId=ctx.id_of("subnet")
+        assoc = ignore_code(
+            "Resource.AlreadyAssociated",
+            ec2.associate_route_table,
+            RouteTableId=res.id,
+            SubnetId=ctx.id_of("subnet"),
         )
-        ctx.created(self, table["RouteTableId"], association_id=assoc["AssociationId"])
+        if assoc:
+            res.attrs["association_id"] = assoc["AssociationId"]
 
     def find(self, ctx: LabContext) -> list[Found]:
         tables = _ec2(ctx).describe_route_tables(Filters=ctx.lab_filter())["RouteTables"]
@@ -187,16 +214,30 @@ class SecurityGroup(Step):
             VpcId=ctx.id_of("vpc"),
             TagSpecifications=ctx.tag_specs("security-group", name=name),
         )
-        group_id = group["GroupId"]
-        ctx.created(self, group_id, group_name=name)
-        ec2.revoke_security_group_egress(
-            GroupId=group_id,
+        ctx.created(self, group["GroupId"], group_name=name)
+
+    def configure(self, ctx: LabContext, res: Resource) -> None:
+        ec2 = _ec2(ctx)
+        ignore_code(
+            "InvalidPermission.NotFound",
+            ec2.revoke_security_group_egress,
+            GroupId=res.id,
             IpPermissions=[{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}],
         )
         if ingress := self.ingress(ctx):
-            ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=ingress)
+            ignore_code(
+                "InvalidPermission.Duplicate",
+                ec2.authorize_security_group_ingress,
+                GroupId=res.id,
+                IpPermissions=ingress,
+            )
         if egress := self.egress(ctx):
-            ec2.authorize_security_group_egress(GroupId=group_id, IpPermissions=egress)
+            ignore_code(
+                "InvalidPermission.Duplicate",
+                ec2.authorize_security_group_egress,
+                GroupId=res.id,
+                IpPermissions=egress,
+            )
 
     def find(self, ctx: LabContext) -> list[Found]:
         groups = _ec2(ctx).describe_security_groups(

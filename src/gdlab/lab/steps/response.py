@@ -10,7 +10,7 @@ from gdlab.lab import responder
 from gdlab.lab.awsutil import error_code, ignore_not_found, message_has, retry, tag_list
 from gdlab.lab.state import Resource
 from gdlab.lab.steps import LAB_TAG, Found, LabContext, Step
-from gdlab.lab.steps.compute import IAM_PATH, delete_role, role_tagged_for
+from gdlab.lab.steps.compute import IAM_PATH, delete_role, find_role
 
 LOG_RETENTION_DAYS = 7
 STATEMENT_ID = "gdlab-eventbridge"
@@ -55,6 +55,8 @@ class ResponderRole(Step):
             Tags=tag_list(ctx.tags(name)),
         )["Role"]
         ctx.created(self, name, arn=role["Arn"])
+
+    def configure(self, ctx: LabContext, res: Resource) -> None:
         policy = responder.role_policy(
             partition=ctx.cloud.partition(),
             region=ctx.cloud.region,
@@ -66,13 +68,12 @@ class ResponderRole(Step):
             topic_arn=topic_arn(ctx),
             log_group_name=log_group_name(ctx),
         )
-        iam.put_role_policy(
-            RoleName=name, PolicyName="gdlab-responder", PolicyDocument=json.dumps(policy)
+        ctx.cloud.client("iam").put_role_policy(
+            RoleName=res.id, PolicyName="gdlab-responder", PolicyDocument=json.dumps(policy)
         )
 
     def find(self, ctx: LabContext) -> list[Found]:
-        name = self.display_name(ctx)
-        return [Found(name)] if role_tagged_for(ctx, ctx.cloud.client("iam"), name) else []
+        return find_role(ctx, self.display_name(ctx))
 
     def delete(self, ctx: LabContext, res: Resource) -> None:
         delete_role(ctx.cloud.client("iam"), res.id or self.display_name(ctx))
@@ -110,13 +111,17 @@ class Topic(Step):
 
     def create(self, ctx: LabContext) -> None:
         # No KMS key: EventBridge cannot publish to a topic encrypted with alias/aws/sns.
-        arn = ctx.cloud.client("sns").create_topic(
+        create = lambda: ctx.cloud.client("sns").create_topic(  # noqa: E731
             Name=self.display_name(ctx),
             Attributes={
                 "DisplayName": "GuardDuty-Example",
                 "Policy": json.dumps(topic_policy(ctx)),
             },
             Tags=tag_list(ctx.tags(self.display_name(ctx))),
+        )
+        # SNS checks the policy's principals: a role made seconds ago may not be known yet.
+        arn = retry(
+            create, when=message_has("PrincipalNotFound"), deadline_seconds=60.0, first_delay=2.0
         )["TopicArn"]
         ctx.created(self, arn)
 
@@ -177,7 +182,11 @@ class LogGroup(Step):
             if error_code(exc) != "ResourceAlreadyExistsException":
                 raise
         ctx.created(self, name)
-        logs.put_retention_policy(logGroupName=name, retentionInDays=LOG_RETENTION_DAYS)
+
+    def configure(self, ctx: LabContext, res: Resource) -> None:
+        ctx.cloud.client("logs").put_retention_policy(
+            logGroupName=res.id, retentionInDays=LOG_RETENTION_DAYS
+        )
 
     def find(self, ctx: LabContext) -> list[Found]:
         groups = ctx.cloud.client("logs").describe_log_groups(
@@ -233,9 +242,10 @@ class Function(Step):
             arn=function["FunctionArn"],
             code_sha256=function.get("CodeSha256"),
         )
-        lam.get_waiter("function_active_v2").wait(
-            FunctionName=name,
-            WaiterConfig=ctx.waiter_config(max_seconds=300),
+
+    def configure(self, ctx: LabContext, res: Resource) -> None:
+        ctx.cloud.client("lambda").get_waiter("function_active_v2").wait(
+            FunctionName=res.id, WaiterConfig=ctx.waiter_config(max_seconds=300)
         )
 
     def find(self, ctx: LabContext) -> list[Found]:
@@ -247,8 +257,9 @@ class Function(Step):
             if error_code(exc) == "ResourceNotFoundException":
                 return []
             raise
-        tags = fn.get("Tags", {})
-        return [Found(function_name(ctx))] if tags.get(LAB_TAG) == ctx.lab else []
+        if fn.get("Tags", {}).get(LAB_TAG) != ctx.lab:
+            return []
+        return [Found(function_name(ctx), attrs={"arn": fn["Configuration"]["FunctionArn"]})]
 
     def delete(self, ctx: LabContext, res: Resource) -> None:
         ignore_not_found(ctx.cloud.client("lambda").delete_function, FunctionName=res.id)
@@ -280,7 +291,9 @@ class Rule(Step):
             if error_code(exc) == "ResourceNotFoundException":
                 return []
             raise
-        return [Found(self.display_name(ctx))] if any(t["Key"] == LAB_TAG for t in tags) else []
+        if not any(t["Key"] == LAB_TAG and t["Value"] == ctx.lab for t in tags):
+            return []
+        return [Found(self.display_name(ctx), attrs={"arn": rule_arn(ctx)})]
 
     def delete(self, ctx: LabContext, res: Resource) -> None:
         ignore_not_found(ctx.cloud.client("events").delete_rule, Name=res.id)
