@@ -169,3 +169,21 @@ def test_ec2_shapes():
     assert SecurityGroupBackend.delete_security_group is ec2._delete_security_group
     assert ElasticAddressBackend.allocate_address is ec2._allocate_address
     assert isinstance(inspect.getattr_static(Instance, "security_groups"), property)
+
+
+def test_lambda_lifecycle_seams():
+    from moto.awslambda.models import LambdaBackend, LambdaStorage
+    from moto.core.base_backend import BaseBackend
+
+    hooked = {name: inspect.unwrap(getattr(LambdaBackend, name)) for name in (
+        "create_function", "update_function_code", "update_function_configuration",
+        "delete_function", "reset")}
+    assert params(hooked["create_function"]) == ["self", "spec"]
+    assert params(hooked["update_function_code"]) == ["self", "function_name", "qualifier", "body"]
+    assert params(hooked["update_function_configuration"]) == [
+        "self", "function_name", "qualifier", "body"]
+    assert params(hooked["delete_function"]) == ["self", "function_name", "qualifier"]
+    assert hooked["reset"] is BaseBackend.reset  # re-runs __init__: functions vanish unseen
+    assert "self._arns" in inspect.getsource(LambdaStorage.__init__)
+    assert "self._lambdas = LambdaStorage" in inspect.getsource(LambdaBackend.__init__)
+    assert LambdaBackend.create_function is not hooked["create_function"]  # installed

@@ -1,9 +1,15 @@
-"""The Lambda runner: real handlers in a subprocess, Lambda's log format, Invoke results and
-errors, EventBridge Lambda targets, and calls back into the local cloud."""
+"""The Lambda runner: real handlers in warm execution environments, Lambda's log format,
+Invoke results and errors, EventBridge Lambda targets, calls back into the local cloud, and
+environments that follow the function's lifecycle and never outlive the local cloud."""
 
 import io
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import threading
 import time
 import urllib.request
 import zipfile
@@ -13,11 +19,25 @@ import pytest
 from gdlab.local import lambda_runner
 
 HANDLER = '''
-import json, logging, os
+import json, logging, os, time
 logger = logging.getLogger()
 logger.setLevel(logging.INFO)
+CALLS = 0  # module state lives as long as the execution environment
+
+def rendezvous(folder, count, request_id):
+    # Every invocation waits for all the others: only concurrent environments get through.
+    open(os.path.join(folder, request_id), "w").write(str(os.getpid()))
+    deadline = time.time() + 20
+    while len(os.listdir(folder)) < count and time.time() < deadline:
+        time.sleep(0.02)
+    return len(os.listdir(folder))
 
 def lambda_handler(event, context):
+    global CALLS
+    CALLS += 1
+    if event.get("rendezvous"):
+        seen = rendezvous(event["rendezvous"], event["count"], context.aws_request_id)
+        return {"pid": os.getpid(), "seen": seen, "request": context.aws_request_id}
     print("got", json.dumps(event, sort_keys=True))
     logger.info("working on %s", context.function_name)
     if event.get("fail"):
@@ -30,25 +50,27 @@ def lambda_handler(event, context):
         return {"topics": [t["TopicArn"] for t in boto3.client("sns").list_topics()["Topics"]]}
     return {"region": os.environ["AWS_REGION"], "name": os.environ["AWS_LAMBDA_FUNCTION_NAME"],
             "color": os.environ["COLOR"], "endpoint": os.environ.get("AWS_ENDPOINT_URL"),
-            "request": context.aws_request_id, "echo": event}
+            "request": context.aws_request_id, "echo": event, "pid": os.getpid(),
+            "calls": CALLS, "remaining": context.get_remaining_time_in_millis()}
 '''
 
 
-def code() -> bytes:
+def code(source: str = HANDLER) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("handler.py", HANDLER)
+        archive.writestr("handler.py", source)
     return buffer.getvalue()
 
 
-def make_function(client, name: str = "responder", timeout: int = 10) -> str:
+def make_function(client, name: str = "responder", timeout: int = 10, source: str = HANDLER
+                  ) -> str:
     role = client("iam").create_role(RoleName=f"{name}-role", AssumeRolePolicyDocument=json.dumps(
         {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
                                                  "Principal": {"Service": "lambda.amazonaws.com"}}]}
     ))["Role"]["Arn"]
     return client("lambda").create_function(
         FunctionName=name, Runtime="python3.12", Role=role, Handler="handler.lambda_handler",
-        Code={"ZipFile": code()}, Timeout=timeout, MemorySize=256,
+        Code={"ZipFile": code(source)}, Timeout=timeout, MemorySize=256,
         Environment={"Variables": {"COLOR": "blue"}})["FunctionArn"]
 
 
@@ -66,6 +88,7 @@ def log_messages(client, name: str) -> list[str]:
 
 @pytest.fixture
 def client(aws_client):
+    lambda_runner.clear()
     lambda_runner.set_endpoint("http://127.0.0.1:4599")
     yield aws_client
     lambda_runner.set_endpoint(None)
@@ -154,3 +177,172 @@ def test_handler_calls_back_into_the_local_cloud(local_client, local_server):
                                 ) as reply:
         (record,) = json.loads(reply.read())
     assert record["status"] == "Success" and record["log_group"] == "/aws/lambda/responder"
+
+
+# --- warm execution environments -------------------------------------------------------
+def call(client, name: str = "responder", payload: bytes = b"{}") -> dict:
+    answer = client("lambda").invoke(FunctionName=name, Payload=payload)
+    body = json.loads(answer["Payload"].read())
+    assert "FunctionError" not in answer, body
+    return body
+
+
+def gone(pid: int) -> bool:
+    """No such process, or only a zombie left for a reaper that is not us."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_a_second_invocation_reuses_the_environment(client):
+    arn = make_function(client)
+    first = call(client)
+    second = call(client, payload=b'{"again": true}')
+    assert second["pid"] == first["pid"]
+    assert (first["calls"], second["calls"]) == (1, 2)  # the module was imported once
+    assert first["request"] != second["request"]
+    assert 0 < second["remaining"] <= 10_000
+    records = lambda_runner.invocations("responder")
+    assert [r["status"] for r in records] == ["Success", "Success"]
+    assert records[0]["log_stream"] == records[1]["log_stream"]
+    messages = log_messages(client, "responder")  # one stream: both invocations in order
+    starts = [m for m in messages if m.startswith("START ")]
+    assert starts == [f"START RequestId: {first['request']} Version: $LATEST",
+                      f"START RequestId: {second['request']} Version: $LATEST"]
+    assert [e.pid for e in lambda_runner.environments(arn)] == [first["pid"]]
+
+
+def test_a_timeout_kills_the_environment_and_the_next_invocation_starts_afresh(client):
+    make_function(client, timeout=1)
+    before = call(client)
+    answer = client("lambda").invoke(FunctionName="responder", Payload=b'{"sleep": 30}')
+    assert answer["FunctionError"] == "Unhandled"
+    assert "Task timed out after 1.00 seconds" in json.loads(answer["Payload"].read())[
+        "errorMessage"]
+    assert gone(before["pid"])
+    after = call(client)
+    assert after["pid"] != before["pid"] and after["calls"] == 1
+    statuses = [r["status"] for r in lambda_runner.invocations("responder")]
+    assert statuses == ["Success", "Timeout", "Success"]
+
+
+def test_an_update_gets_a_new_environment(client):
+    make_function(client)
+    first = call(client)
+    client("lambda").update_function_code(FunctionName="responder",
+                                          ZipFile=code(HANDLER + "\n# v2\n"))
+    assert gone(first["pid"])
+    second = call(client)
+    assert second["pid"] != first["pid"] and second["calls"] == 1
+    client("lambda").update_function_configuration(
+        FunctionName="responder", Environment={"Variables": {"COLOR": "red"}})
+    assert gone(second["pid"])
+    third = call(client)
+    assert third["color"] == "red" and third["pid"] != second["pid"]
+
+
+def test_delete_kills_the_environment(client):
+    arn = make_function(client)
+    pid = call(client)["pid"]
+    client("lambda").delete_function(FunctionName="responder")
+    assert gone(pid)
+    assert lambda_runner.environments(arn) == []
+
+
+def test_creating_a_function_starts_its_environment(client):
+    arn = make_function(client)
+    assert wait_for(lambda: len(lambda_runner.environments(arn)) == 1)
+    (warm,) = lambda_runner.environments(arn)
+    assert call(client)["pid"] == warm.pid
+
+
+def test_an_environment_never_talks_to_a_stale_endpoint(aws_client, monkeypatch):
+    monkeypatch.setattr(lambda_runner, "_seen_endpoint", None)
+    lambda_runner.set_endpoint(None)
+    try:
+        arn = make_function(aws_client)
+        time.sleep(0.2)
+        assert lambda_runner.environments(arn) == []  # no pre-warm without an endpoint
+        before = call(aws_client)
+        assert before["endpoint"] is None
+        lambda_runner.set_endpoint("http://127.0.0.1:4598")
+        after = call(aws_client)
+        assert after["endpoint"] == "http://127.0.0.1:4598" and after["pid"] != before["pid"]
+        assert gone(before["pid"])
+    finally:
+        lambda_runner.set_endpoint(None)
+
+
+def test_an_import_error_is_reported_on_every_invocation(client):
+    make_function(client, source="import not_a_module_anywhere\n")
+    for _ in range(2):
+        answer = client("lambda").invoke(FunctionName="responder", Payload=b"{}")
+        assert answer["FunctionError"] == "Unhandled"
+        error = json.loads(answer["Payload"].read())
+        assert error["errorType"] == "Runtime.ImportModuleError"
+        assert error["errorMessage"].startswith("Unable to import module 'handler': No module")
+    assert [r["status"] for r in lambda_runner.invocations("responder")] == ["Error", "Error"]
+    assert sum(m.startswith("[ERROR] Runtime.ImportModuleError: Unable to import module")
+               for m in log_messages(client, "responder")) == 2
+    client("lambda").update_function_code(FunctionName="responder", ZipFile=code())
+    assert call(client)["calls"] == 1
+
+
+def test_concurrent_invocations_scale_out_and_each_run_exactly_once(client, tmp_path):
+    from moto.awslambda.utils import get_backend
+
+    arn = make_function(client)
+    fn = get_backend("123456789012", "us-east-1").get_function(arn)
+    count = 4
+    payload = json.dumps({"rendezvous": str(tmp_path), "count": count})
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(
+        lambda_runner.invoke(fn, payload))) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(results) == count and all(inv.status == "Success" for inv in results)
+    answers = [json.loads(inv.result) for inv in results]
+    assert all(a["seen"] == count for a in answers)  # all ran at the same time
+    ran = {path.name: int(path.read_text()) for path in tmp_path.iterdir()}
+    assert sorted(ran) == sorted(inv.request_id for inv in results)  # once each
+    assert len({a["pid"] for a in answers}) == count
+    assert len(lambda_runner.environments(arn)) == count  # kept warm for the next burst
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["term", "kill"])
+def test_no_environment_outlives_the_server(how, free_port, tmp_path):
+    import boto3
+
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gdlab.local.server", "--port", str(free_port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "GDLAB_HOME": str(tmp_path)})
+    try:
+        endpoint = f"http://127.0.0.1:{free_port}"
+
+        def ready() -> bool:
+            try:
+                with urllib.request.urlopen(f"{endpoint}/_gdlab/status", timeout=1) as reply:
+                    return json.loads(reply.read())["ready"]
+            except OSError:
+                return False
+
+        assert wait_for(ready, 60)
+
+        def remote(service):
+            return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1")
+
+        make_function(remote)
+        pid = call(remote)["pid"]
+        assert not gone(pid)
+        server.send_signal(how)
+        server.wait(timeout=30)  # the environments do not keep it alive
+        assert wait_for(lambda: gone(pid), 10)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
