@@ -143,3 +143,20 @@ def test_daemon_imports_neither_moto_nor_boto3():
 def test_help_has_an_example(run_cli, command):
     code, out, _ = run_cli(*command, "--help")
     assert code == 0 and "Example: gdlab local" in out
+
+
+def test_extension_routes_answer_on_the_background_server(run_cli, gdlab_home, monkeypatch,
+                                                          free_port):
+    """The daemon runs `python -m gdlab.local.server`: the routes the extensions register
+    must be served there too, even right after start while moto still loads."""
+    from gdlab.local.api import fetch
+
+    monkeypatch.setenv("GDLAB_LOCAL_PORT", str(free_port))
+    code, _, err = run_cli("local", "start")
+    assert code == 0, err
+    try:
+        endpoint = f"http://127.0.0.1:{free_port}"
+        assert fetch(endpoint, "outbox") == []
+        assert fetch(endpoint, "invocations") == []
+    finally:
+        run_cli("local", "stop")

@@ -96,7 +96,10 @@ class GdlabApp:
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path.startswith(PREFIX):
-            return self._gdlab(path[len(PREFIX):], environ, start_response)
+            name = path[len(PREFIX):]
+            if name.strip("/") not in _routes:
+                self.ready.wait()  # the extensions register their routes as moto loads
+            return self._gdlab(name, environ, start_response)
         self.ready.wait()
         if self.inner is None:
             return self._aws_error(environ, start_response, "GdlabLocalError",
@@ -346,4 +349,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Run the imported module, not this __main__ copy: the extensions register their
+    # /_gdlab/ routes with gdlab.local.server, and that table is the one that must serve.
+    from gdlab.local import server as imported
+
+    imported.main()
