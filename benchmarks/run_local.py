@@ -1,13 +1,14 @@
 """`gdlab run` on the local cloud, the whole lifecycle including teardown, N times.
 
-Each run is a fresh process with a fresh GDLAB_HOME, as a user would type it. Reports the
-wall-clock median/min/max, the run's own figure (`seconds` in its JSON, from setup to the
-end of teardown) and the AWS API calls it made.
+Each run is a fresh process, as a user would type it. Reports the wall-clock
+median/min/max, the run's own figure (`seconds` in its JSON, from setup to the end of
+teardown) and the AWS API calls it made.
 
-    .venv/bin/python benchmarks/run_local.py [--runs 5] [--daemon]
+    .venv/bin/python benchmarks/run_local.py [--runs 5] [--cold]
 
---daemon starts `gdlab local start` first, so the runs use the background local cloud
-instead of hosting one in-process.
+By default the background local cloud is started once before the runs (the usual case: the
+first command of the day starts it, later runs find it warm). --cold stops it after every
+run, so each run also pays for starting it.
 """
 
 from __future__ import annotations
@@ -28,11 +29,11 @@ GDLAB = str(Path(sys.executable).with_name("gdlab"))
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--daemon", action="store_true")
+    parser.add_argument("--cold", action="store_true")
     args = parser.parse_args()
     home = tempfile.mkdtemp(prefix="gdlab-bench-")
     env = {**os.environ, "GDLAB_HOME": home, "GDLAB_LOCAL_PORT": "4611"}
-    if args.daemon:
+    if not args.cold:
         subprocess.run([GDLAB, "local", "start"], env=env, check=True)
     walls, inner, calls = [], [], []
     try:
@@ -44,14 +45,15 @@ def main() -> None:
             if proc.returncode != 0:
                 sys.exit(f"run {i + 1} failed:\n{proc.stderr[-2000:]}")
             report = json.loads(proc.stdout)
+            if args.cold:
+                subprocess.run([GDLAB, "local", "stop"], env=env, capture_output=True)
             walls.append(wall)
             inner.append(report["seconds"])
             calls.append(report["api_calls"])
             print(f"run {i + 1}: {wall:.2f}s wall, {report['seconds']:.2f}s lifecycle, "
                   f"{report['api_calls']} API calls")
     finally:
-        if args.daemon:
-            subprocess.run([GDLAB, "local", "stop"], env=env, capture_output=True)
+        subprocess.run([GDLAB, "local", "stop"], env=env, capture_output=True)
     print(f"wall: median {statistics.median(walls):.2f}s (min {min(walls):.2f}, "
           f"max {max(walls):.2f}) over {args.runs} runs")
     print(f"lifecycle (setup..teardown): median {statistics.median(inner):.2f}s")

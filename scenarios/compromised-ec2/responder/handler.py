@@ -56,6 +56,13 @@ def _client(name: str) -> Any:
     return _clients[name]
 
 
+if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+    # Lambda's init phase: make the clients once, before the first event (AWS's guidance for
+    # SDK clients), so an invocation pays only for its own calls.
+    for _service in ("ec2", "sns"):
+        _client(_service)
+
+
 class Settings:
     def __init__(self) -> None:
         self.lab_tag_key = os.environ["LAB_TAG_KEY"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
 from typing import Any
 
@@ -49,20 +48,9 @@ def run(
     from gdlab.cli.detect import parse_duration
 
     seconds = parse_duration(timeout)
-    app = obj(ctx)
-    settings = app.settings()
-    with contextlib.ExitStack() as stack:
-        if settings.target == "local" and not settings.endpoint_url and not keep:
-            # No daemon needed for one run: host the local cloud in this process for its
-            # duration (with --keep, the lab must outlive the run, so the daemon serves it).
-            from gdlab.local.daemon import status as daemon_status
-
-            if not daemon_status(app.store.home).get("running"):
-                from gdlab.local.server import InProcessServer
-
-                server = stack.enter_context(InProcessServer())
-                app.endpoint_url = server.endpoint
-        report = _run(ctx, scenario, lab, email, keep, seconds, yes, json_out)
+    # On the local target the background local cloud serves the run, as it serves every
+    # command (started if needed): its moto backends stay warm from one run to the next.
+    report = _run(ctx, scenario, lab, email, keep, seconds, yes, json_out)
     if json_out:
         print_json(report)
     if not report["passed"]:
