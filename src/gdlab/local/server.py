@@ -222,40 +222,54 @@ def _make_server(host: str, port: int, lazy: bool = False) -> Any:
     return server
 
 
-# Read-only calls that make moto build, once, what a lab's first calls would otherwise wait
-# for: its per-service apps, the account's backends, SSM's public parameters.
-WARM_CALLS = [
-    ("sts", "get_caller_identity", {}),
-    ("ec2", "describe_vpcs", {}),
-    ("ec2", "describe_instance_type_offerings", {"LocationType": "availability-zone"}),
-    ("ssm", "get_parameter",
-     {"Name": "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"}),
-    ("iam", "list_roles", {}),
-    ("s3", "list_buckets", {}),
-    ("guardduty", "list_detectors", {}),
-    ("securityhub", "describe_hub", {}),
-    ("sns", "list_topics", {}),
-    ("logs", "describe_log_groups", {}),
-    ("lambda", "list_functions", {}),
-    ("events", "list_rules", {}),
-    ("cloudwatch", "list_metrics", {}),
+# Read-only requests that make moto build, once, what a lab's first calls would otherwise wait
+# for: its per-service apps, the account's backends, SSM's public parameters. Sent as raw
+# HTTP (moto reads the service and region from the credential scope) so the server does not
+# load a second copy of botocore's service models for clients of its own.
+QUERY = "application/x-www-form-urlencoded"
+AMZ_JSON = "application/x-amz-json-1.1"
+WARM_REQUESTS: list[tuple[str, str, str, dict[str, str], str]] = [
+    # service, method, path, extra headers, body
+    ("sts", "POST", "/", {"Content-Type": QUERY},
+     "Action=GetCallerIdentity&Version=2011-06-15"),
+    ("ec2", "POST", "/", {"Content-Type": QUERY},
+     "Action=DescribeInstanceTypeOfferings&Version=2016-11-15"
+     "&LocationType=availability-zone"),
+    ("ssm", "POST", "/", {"Content-Type": AMZ_JSON, "X-Amz-Target": "AmazonSSM.GetParameter"},
+     '{"Name": "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"}'),
+    ("iam", "POST", "/", {"Content-Type": QUERY}, "Action=ListRoles&Version=2010-05-08"),
+    ("s3", "GET", "/", {}, ""),
+    ("guardduty", "GET", "/detector", {}, ""),
+    ("securityhub", "GET", "/accounts", {}, ""),
+    ("sns", "POST", "/", {"Content-Type": QUERY}, "Action=ListTopics&Version=2010-03-31"),
+    ("logs", "POST", "/",
+     {"Content-Type": AMZ_JSON, "X-Amz-Target": "Logs_20140328.DescribeLogGroups"}, "{}"),
+    ("lambda", "GET", "/2015-03-31/functions/", {}, ""),
+    ("events", "POST", "/", {"Content-Type": AMZ_JSON, "X-Amz-Target": "AWSEvents.ListRules"},
+     "{}"),
+    ("monitoring", "POST", "/", {"Content-Type": QUERY},
+     "Action=ListMetrics&Version=2010-08-01"),
 ]
 
 
 def warm(endpoint: str, region: str) -> None:
     """Prime the backends in the background so the first lab does not pay for moto's lazy
     start-up (seconds, one time per server). Errors only mean a colder start."""
-    import boto3
-    from botocore.config import Config
+    import urllib.error
+    import urllib.request
 
-    session = boto3.Session(aws_access_key_id="gdlablocal", aws_secret_access_key="gdlablocal",
-                            region_name=region)
-    config = Config(retries={"mode": "standard", "max_attempts": 1})
-    for service, operation, kwargs in WARM_CALLS:
+    for service, method, path, headers, body in WARM_REQUESTS:
+        scope = f"gdlablocal/20260101/{region}/{service}/aws4_request"
+        request = urllib.request.Request(
+            endpoint + path,
+            data=body.encode() if body else None,
+            method=method,
+            headers={**headers, "Authorization": f"AWS4-HMAC-SHA256 Credential={scope}"},
+        )
         try:
-            client = session.client(service, endpoint_url=endpoint, config=config)
-            getattr(client, operation)(**kwargs)
-        except Exception:  # noqa: BLE001 - e.g. describe_hub before Security Hub is enabled
+            with urllib.request.urlopen(request, timeout=60) as response:
+                response.read()
+        except (urllib.error.URLError, OSError):  # a 4xx (Security Hub not enabled) is fine
             continue
 
 
