@@ -149,7 +149,8 @@ class Cloud:
 
     def _count_call(self, model: Any, **_: Any) -> None:
         key = f"{model.service_model.service_name}.{model.name}"
-        self.api_calls[key] = self.api_calls.get(key, 0) + 1
+        with self._lock:  # clients are used from setup's threads
+            self.api_calls[key] = self.api_calls.get(key, 0) + 1
 
     @property
     def api_call_count(self) -> int:

@@ -125,7 +125,12 @@ def delete_threat_list(client, state):
 def test_verify_names_what_broke(gdlab, client, breakage, failing, passing):
     state = setup_lab(gdlab)
     breakage(client, state)
-    assert gdlab("trigger")[0] == 0
+    code, _, err = gdlab("trigger")
+    if breakage is delete_threat_list:
+        # no list, no finding: trigger says so instead of pinging for nothing
+        assert code == 1 and "threat list" in err and "DELETED" in err
+    else:
+        assert code == 0, err
     gdlab("watch", "--timeout", "3s")
     code, out, err = gdlab("verify", "--json")
     assert code == 1

@@ -263,7 +263,7 @@ def test_failure_at_every_step_leaks_nothing_and_resumes(
         monkeypatch.setattr(STEPS[key], "configure", configure)
         ctx = new_lab(lab, email="soc@example.com")
         with pytest.raises(StepFailed, match="injected"):
-            lifecycle.setup(ctx)
+            lifecycle.setup(ctx, workers=1)  # one step at a time: the n-th call is that step's
         monkeypatch.undo()
         seen["active"] = False
         seen["n"] = -10**6  # disarm

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from gdlab.cloud import Cloud
 from gdlab.errors import GdlabError, LabNotFound, StepFailed, UsageError, describe
 from gdlab.lab.awsutil import not_yet_visible, retry
-from gdlab.lab.plan import PLAN, STEPS, TEARDOWN_ORDER
+from gdlab.lab.plan import NEEDS, PLAN, STEPS, TEARDOWN_ORDER
 from gdlab.lab.state import LabState, LabStore, Resource, new_lab_id, validate_lab_id
 from gdlab.lab.steps import LabContext, Step
 from gdlab.scenario import Scenario
@@ -87,41 +88,69 @@ def open_lab(
     return state
 
 
-def setup(ctx: LabContext, progress: Progress = _quiet) -> LabState:
-    """Create whatever the lab is missing, in plan order. Resumable."""
+def setup(ctx: LabContext, progress: Progress = _quiet, workers: int = 4) -> LabState:
+    """Create whatever the lab is missing. Steps run side by side as soon as what they need
+    is done (NEEDS); after a failure no new step starts, the running ones finish, and the
+    first error is raised. Resumable."""
     state = ctx.state
     resumed = any(r.status == "created" for r in state.resources)
     state.event("setup resumed" if resumed else "setup started", phase="setting-up")
-    for step in PLAN:
-        if not step.applies(ctx):
-            continue
-        started = time.monotonic()
-        done = state.live(step.key)
-        if done and done.attrs.get("configured", True):
-            progress(StepEvent(step.key, step.label, "exists", done.id))
-            continue
-        try:
-            status = _configure(ctx, step, done) if done else _create(ctx, step)
-        except GdlabError as exc:
-            state.event(f"{step.label}: {exc}", kind="error")
-            raise
-        except Exception as exc:
-            line, _ = describe(exc)
-            state.event(f"{step.label} failed: {line}", kind="error")
-            progress(StepEvent(step.key, step.label, "failed", detail=line))
-            raise StepFailed(
-                f"setup failed at '{step.label}': {line}",
-                f"'gdlab setup --lab {state.lab}' resumes, "
-                f"'gdlab teardown --lab {state.lab}' removes what was made",
-            ) from exc
-        res = state.live(step.key)
-        progress(
-            StepEvent(
-                step.key, step.label, status, res.id if res else None, time.monotonic() - started
-            )
-        )
+    steps = [step for step in PLAN if step.applies(ctx)]
+    wanted = {step.key for step in steps}
+    done: set[str] = set()
+    errors: list[BaseException] = []
+    running: dict[Future[None], Step] = {}
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gdlab-setup") as pool:
+        while steps or running:
+            if not errors:
+                for step in [
+                    s
+                    for s in steps
+                    if all(need in done or need not in wanted for need in NEEDS[s.key])
+                ]:
+                    steps.remove(step)
+                    running[pool.submit(_setup_step, ctx, step, progress)] = step
+            if not running:
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                step = running.pop(future)
+                try:
+                    future.result()
+                    done.add(step.key)
+                except BaseException as exc:  # noqa: BLE001 - raised below, after the others
+                    errors.append(exc)
+    if errors:
+        raise errors[0]
     state.set_phase("ready", "setup complete: lab ready")
     return state
+
+
+def _setup_step(ctx: LabContext, step: Step, progress: Progress) -> None:
+    state = ctx.state
+    started = time.monotonic()
+    done = state.live(step.key)
+    if done and done.attrs.get("configured", True):
+        progress(StepEvent(step.key, step.label, "exists", done.id))
+        return
+    try:
+        status = _configure(ctx, step, done) if done else _create(ctx, step)
+    except GdlabError as exc:
+        state.event(f"{step.label}: {exc}", kind="error")
+        raise
+    except Exception as exc:
+        line, _ = describe(exc)
+        state.event(f"{step.label} failed: {line}", kind="error")
+        progress(StepEvent(step.key, step.label, "failed", detail=line))
+        raise StepFailed(
+            f"setup failed at '{step.label}': {line}",
+            f"'gdlab setup --lab {state.lab}' resumes, "
+            f"'gdlab teardown --lab {state.lab}' removes what was made",
+        ) from exc
+    res = state.live(step.key)
+    progress(
+        StepEvent(step.key, step.label, status, res.id if res else None, time.monotonic() - started)
+    )
 
 
 def _create(ctx: LabContext, step: Step) -> str:
@@ -159,8 +188,7 @@ def _configure(ctx: LabContext, step: Step, res: Resource) -> str:
             deadline_seconds=ctx.patience_seconds,
             first_delay=min(1.0, ctx.poll_seconds * 10),
         )
-    res.attrs["configured"] = True
-    ctx.state.save()
+    ctx.state.update(res, configured=True)
     return "configured"
 
 

@@ -75,6 +75,39 @@ RESPONSE_SIDE: list[Step] = [
 PLAN: list[Step] = ATTACK_SIDE + RESPONSE_SIDE
 STEPS: dict[str, Step] = {step.key: step for step in PLAN}
 
+# What each step needs done first. Setup runs steps side by side as soon as their needs are
+# met (on AWS the instance and Lambda waits then overlap), in PLAN order otherwise.
+NEEDS: dict[str, tuple[str, ...]] = {
+    "vpc": (),
+    "igw": ("vpc",),
+    "subnet": ("vpc",),
+    "route-table": ("igw", "subnet"),
+    "eip": (),
+    "sg-malicious": ("vpc",),
+    "sg-compromised": ("vpc", "eip"),
+    "instance-role": (),
+    "instance-profile": ("instance-role",),
+    "instance-malicious": ("subnet", "sg-malicious"),
+    # AWS associates an Elastic IP only in a VPC with an internet gateway attached.
+    "eip-association": ("eip", "instance-malicious", "igw"),
+    "instance-compromised": ("subnet", "sg-compromised", "instance-profile", "eip"),
+    "bucket": (),
+    "threat-list-file": ("bucket", "eip"),
+    "detector": (),
+    "threat-intel-set": ("detector", "threat-list-file"),
+    "securityhub": (),
+    "sg-forensic": ("vpc",),
+    "sg-untracking": ("vpc",),
+    "responder-role": ("sg-forensic", "sg-untracking"),
+    "sns-topic": ("responder-role",),
+    "sns-subscription": ("sns-topic",),
+    "log-group": (),
+    "function": ("responder-role", "sns-topic", "log-group", "sg-forensic", "sg-untracking"),
+    "rule": (),
+    "permission": ("function", "rule"),
+    "targets": ("permission", "sns-topic", "rule"),
+}
+
 # Teardown follows dependencies, not creation order: the instances (which may sit in the
 # forensic group) go before any group, the rule's targets before the rule, and so on.
 # Keys in one tuple are begun together, then waited for together.
@@ -105,3 +138,7 @@ TEARDOWN_ORDER: list[tuple[str, ...]] = [
 ]
 
 assert {k for group in TEARDOWN_ORDER for k in group} == set(STEPS), "teardown misses a step"
+assert set(NEEDS) == set(STEPS), "a step lacks its needs"
+assert all(
+    PLAN.index(STEPS[need]) < PLAN.index(step) for step in PLAN for need in NEEDS[step.key]
+), "a step needs one that comes after it in PLAN"

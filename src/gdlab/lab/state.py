@@ -12,12 +12,16 @@ import os
 import re
 import secrets
 import tempfile
+import threading
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from gdlab.errors import LabNotFound, UsageError
+
+# Setup runs steps in threads: journal changes and their writes to disk go one at a time.
+_journal_lock = threading.RLock()
 
 PHASES = ("setting-up", "ready", "triggered", "detected", "isolated", "verified", "torn-down")
 LAB_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,10}[a-z0-9]$")
@@ -119,14 +123,15 @@ class LabState:
 
     def intend(self, key: str, type_: str, name: str | None = None) -> Resource:
         """Record that a create is about to happen, before the call."""
-        res = self.resource(key)
-        if res is None:
-            res = Resource(key=key, type=type_, name=name)
-            self.resources.append(res)
-        else:
-            res.name = name or res.name
-        self.save()
-        return res
+        with _journal_lock:
+            res = self.resource(key)
+            if res is None:
+                res = Resource(key=key, type=type_, name=name)
+                self.resources.append(res)
+            else:
+                res.name = name or res.name
+            self.save()
+            return res
 
     def record(
         self,
@@ -138,28 +143,37 @@ class LabState:
         **attrs: Any,
     ) -> Resource:
         """Record the id the moment the create (or adoption) returns."""
-        res = self.resource(key)
-        if res is None:
-            res = Resource(key=key, type=type_)
-            self.resources.append(res)
-        res.id, res.ownership, res.status = id_, ownership, "created"
-        res.name = name or res.name
-        res.attrs.update(attrs)
-        self.save()
-        return res
+        with _journal_lock:
+            res = self.resource(key)
+            if res is None:
+                res = Resource(key=key, type=type_)
+                self.resources.append(res)
+            res.id, res.ownership, res.status = id_, ownership, "created"
+            res.name = name or res.name
+            res.attrs.update(attrs)
+            self.save()
+            return res
+
+    def update(self, res: Resource, **attrs: Any) -> None:
+        """Add to a recorded resource's attributes (e.g. configured=True) and save."""
+        with _journal_lock:
+            res.attrs.update(attrs)
+            self.save()
 
     def forget(self, key: str) -> None:
-        res = self.resource(key)
-        if res is not None:
-            res.status = "deleted"
-            self.save()
+        with _journal_lock:
+            res = self.resource(key)
+            if res is not None:
+                res.status = "deleted"
+                self.save()
 
     def event(self, message: str, phase: str | None = None, kind: str = "info") -> Event:
         ev = Event(time=now_iso(), message=message, phase=phase, kind=kind)
-        self.timeline.append(ev)
-        if phase:
-            self.phase = phase
-        self.save()
+        with _journal_lock:
+            self.timeline.append(ev)
+            if phase:
+                self.phase = phase
+            self.save()
         return ev
 
     def set_phase(self, phase: str, message: str | None = None) -> None:
@@ -173,9 +187,10 @@ class LabState:
         return data
 
     def save(self) -> None:
-        self.updated_at = now_iso()
-        if self._store is not None:
-            self._store.save(self)
+        with _journal_lock:
+            self.updated_at = now_iso()
+            if self._store is not None:
+                self._store.save(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LabState:

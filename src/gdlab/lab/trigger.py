@@ -153,7 +153,34 @@ def ping(
     )
 
 
+def wait_threat_list_active(ctx: LabContext, deadline_seconds: float) -> None:
+    """GuardDuty matches traffic only against ACTIVE lists: a ping sent while the list is
+    still ACTIVATING (minutes on AWS) would raise no finding."""
+    from gdlab.lab.observe import threat_list_status
+
+    started = time.monotonic()
+    attempt = 0
+    while True:
+        status = threat_list_status(ctx)
+        if status == "ACTIVE":
+            return
+        if status in ("ERROR", "DELETED", "INACTIVE", None):
+            raise LabNotReady(
+                f"the threat list {ctx.name('threat_list')} is {status or 'missing'}",
+                "GuardDuty cannot use it: check the list file in the lab's bucket and "
+                "'aws guardduty get-threat-intel-set', or rerun 'gdlab setup'",
+            )
+        if time.monotonic() - started > deadline_seconds:
+            raise Timeout(
+                f"the threat list is still {status} after {deadline_seconds:.0f}s",
+                "GuardDuty activates lists in a few minutes; retry 'gdlab trigger' shortly",
+            )
+        _pause(ctx, attempt)
+        attempt += 1
+
+
 def trigger(ctx: LabContext, count: int = 3) -> PingResult:
+    wait_threat_list_active(ctx, 30.0 if ctx.cloud.is_local else 900.0)
     result = ping(ctx, count=count)
     ctx.state.event(
         f"triggered: {result.command} from {result.instance_id} -> {result.detail}"

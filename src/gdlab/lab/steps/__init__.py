@@ -7,7 +7,9 @@ an id and a resumed setup finishes a half-configured resource."""
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +42,15 @@ class LabContext:
     patience_seconds: float = 120.0
     # Seconds between waiter polls: AWS's instances take a minute, the local cloud's none.
     poll_seconds: float = 5.0
+    _memo: dict[str, Any] = field(default_factory=dict, repr=False)
+    _memo_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def once(self, name: str, compute: Callable[[], Any]) -> Any:
+        """A value computed once per setup however many steps (in threads) ask for it."""
+        with self._memo_lock:
+            if name not in self._memo:
+                self._memo[name] = compute()
+            return self._memo[name]
 
     def waiter_config(self, max_seconds: float = 600.0) -> dict[str, Any]:
         delay = max(self.poll_seconds, 0.01)

@@ -239,7 +239,7 @@ class Instance(Step):
 
     def create(self, ctx: LabContext) -> None:
         ec2 = _ec2(ctx)
-        image = ctx.attr("instance-malicious", "image") or latest_ami(ctx)
+        image = ctx.once("ami", lambda: latest_ami(ctx))
         options = self.launch_options(ctx)
         public_ip = options.pop("public_ip", False)
         launch = lambda: ec2.run_instances(  # noqa: E731

@@ -167,7 +167,7 @@ class RouteTable(Step):
             SubnetId=ctx.id_of("subnet"),
         )
         if assoc:
-            res.attrs["association_id"] = assoc["AssociationId"]
+            ctx.state.update(res, association_id=assoc["AssociationId"])
 
     def find(self, ctx: LabContext) -> list[Found]:
         tables = _ec2(ctx).describe_route_tables(Filters=ctx.lab_filter())["RouteTables"]
