@@ -95,7 +95,11 @@ def setup(ctx: LabContext, progress: Progress = _quiet, workers: int = 4) -> Lab
     state = ctx.state
     resumed = any(r.status == "created" for r in state.resources)
     state.event("setup resumed" if resumed else "setup started", phase="setting-up")
-    steps = [step for step in PLAN if step.applies(ctx)]
+    # The Lambda is the longest chain (role, topic, function; on AWS its Active wait, locally
+    # its warm-up): it starts first, the rest follow in plan order.
+    steps = sorted(
+        (step for step in PLAN if step.applies(ctx)), key=lambda s: s.key not in FIRST
+    )
     wanted = {step.key for step in steps}
     done: set[str] = set()
     errors: list[BaseException] = []
@@ -124,6 +128,9 @@ def setup(ctx: LabContext, progress: Progress = _quiet, workers: int = 4) -> Lab
         raise errors[0]
     state.set_phase("ready", "setup complete: lab ready")
     return state
+
+
+FIRST = {"sg-forensic", "sg-untracking", "responder-role", "sns-topic", "log-group", "function"}
 
 
 def _setup_step(ctx: LabContext, step: Step, progress: Progress) -> None:
