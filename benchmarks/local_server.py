@@ -54,7 +54,7 @@ def main() -> None:
                                            check=True, capture_output=True, text=True).stdout)
         answers_aws(status["endpoint"])
         first_calls.append(time.perf_counter() - started)
-        time.sleep(2)  # idle
+        time.sleep(8)  # idle: its warm-up done (a few seconds after start)
         memory.append(rss_mb(status["pid"]))
         subprocess.run([GDLAB, "local", "stop"], env=env, check=True, capture_output=True)
     print(f"gdlab local start returns: median {statistics.median(starts):.2f}s")

@@ -8,6 +8,7 @@ through gdlab.local.daemon, or inside this process with InProcessServer."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -271,6 +272,21 @@ def warm(endpoint: str, region: str) -> None:
                 response.read()
         except (urllib.error.URLError, OSError):  # a 4xx (Security Hub not enabled) is fine
             continue
+    release_memory()
+
+
+def release_memory() -> None:
+    """Loading moto parses megabytes of JSON once; hand the freed heap back to the system so
+    an idle local cloud stays small."""
+    import ctypes
+    import ctypes.util
+    import gc
+
+    gc.collect()
+    libc = ctypes.util.find_library("c")
+    if libc:
+        with contextlib.suppress(OSError, AttributeError):  # glibc only; else nothing to do
+            ctypes.CDLL(libc).malloc_trim(0)
 
 
 def serve(port: int, host: str = "127.0.0.1") -> None:
