@@ -50,13 +50,15 @@ def main() -> None:
         started = time.perf_counter()
         subprocess.run([GDLAB, "local", "start"], env=env, check=True, capture_output=True)
         starts.append(time.perf_counter() - started)
-        status = json.loads(subprocess.run([GDLAB, "local", "status", "--json"], env=env,
-                                           check=True, capture_output=True, text=True).stdout)
-        answers_aws(status["endpoint"])
-        first_calls.append(time.perf_counter() - started)
-        time.sleep(8)  # idle: its warm-up done (a few seconds after start)
-        memory.append(rss_mb(status["pid"]))
-        subprocess.run([GDLAB, "local", "stop"], env=env, check=True, capture_output=True)
+        try:
+            status = json.loads(subprocess.run([GDLAB, "local", "status", "--json"], env=env,
+                                               check=True, capture_output=True, text=True).stdout)
+            answers_aws(status["endpoint"])
+            first_calls.append(time.perf_counter() - started)
+            time.sleep(8)  # idle: its warm-up done (a few seconds after start)
+            memory.append(rss_mb(status["pid"]))
+        finally:
+            subprocess.run([GDLAB, "local", "stop"], env=env, capture_output=True)
     print(f"gdlab local start returns: median {statistics.median(starts):.2f}s")
     print(f"start until an AWS API call is answered: median {statistics.median(first_calls):.2f}s")
     print(f"idle server RSS: median {statistics.median(memory):.0f} MB")

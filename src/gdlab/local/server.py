@@ -205,13 +205,37 @@ def build_app() -> GdlabApp:
     return GdlabApp(_build_inner())
 
 
-def _make_server(host: str, port: int, lazy: bool = False) -> Any:
+def _moto_handler() -> type:
+    """moto's request handler (it keeps S3's underscored metadata headers), made quiet.
+    Importing it loads much of moto, so the daemon does that only for AWS requests."""
     from moto.moto_server.werkzeug_app import MotoRequestHandler
-    from werkzeug.serving import make_server
 
-    class QuietHandler(MotoRequestHandler):
+    class QuietMotoHandler(MotoRequestHandler):
         def log_request(self, code: Any = "-", size: Any = "-") -> None:
             return None
+
+    return QuietMotoHandler
+
+
+def _make_server(host: str, port: int, lazy: bool = False) -> Any:
+    from werkzeug.serving import WSGIRequestHandler, make_server
+
+    moto_handler: list[type] = []
+    moto_lock = threading.Lock()
+
+    class QuietHandler(WSGIRequestHandler):
+        def log_request(self, code: Any = "-", size: Any = "-") -> None:
+            return None
+
+        def make_environ(self) -> dict[str, Any]:
+            if self.path.startswith(PREFIX):
+                return super().make_environ()  # gdlab's own routes need nothing of moto
+            app.ready.wait()  # moto is imported by the loading thread, never by two at once
+            with moto_lock:
+                if not moto_handler:
+                    moto_handler.append(_moto_handler())
+            self.__class__ = moto_handler[0]  # same layout: this request is moto's from here
+            return self.make_environ()
 
     # lazy: bind and answer /_gdlab/status at once, load moto in a thread (the daemon's
     # start returns sooner; AWS requests wait for the load).
