@@ -52,3 +52,22 @@ def test_scenarios_lists_the_scenario(run_cli):
 def test_labs_empty(run_cli):
     code, out, _ = run_cli("labs")
     assert code == 0 and "no labs yet" in out
+
+
+def test_a_closed_pipe_ends_quietly(monkeypatch, capsys):
+    """`gdlab ... | head` must not print an error when head stops reading."""
+    import io
+    import os
+    import sys
+
+    from gdlab.cli import main
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone: every write fails with EPIPE
+    broken = io.TextIOWrapper(io.FileIO(write_end, "w"), write_through=True)
+    monkeypatch.setattr(sys, "stdout", broken)
+    monkeypatch.setattr(sys, "argv", ["gdlab", "scenarios", "--json"])
+    with pytest.raises(SystemExit) as done:
+        main()
+    assert done.value.code == 1
+    assert capsys.readouterr().err == ""

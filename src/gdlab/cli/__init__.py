@@ -121,6 +121,8 @@ def main() -> None:
     except click.ClickException as exc:
         exc.show()
         code = exc.exit_code
+    except SystemExit:
+        raise  # click's own quiet exits, e.g. when the reader of `gdlab status | head` leaves
     except KeyboardInterrupt:
         fail(
             "interrupted — the lab's journal is saved; 'gdlab status' shows it, "
