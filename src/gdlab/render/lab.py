@@ -58,17 +58,17 @@ def status_view(console: Console, state: Any) -> None:
         f"account {state.account or '?'}"
     )
     console.print(f"phase: [{phase_style}]{state.phase}[/{phase_style}]")
+    from gdlab.lab.plan import PLAN
+
+    order = {step.key: index for index, step in enumerate(PLAN)}
     table = Table(title="Resources", title_justify="left", show_lines=False, expand=False)
-    table.add_column("resource")
-    table.add_column("type", style="dim")
+    table.add_column("resource", no_wrap=True)
     table.add_column("id", overflow="fold")
-    table.add_column("ownership")
-    table.add_column("status")
-    for res in state.resources:
+    table.add_column("status", no_wrap=True)
+    for res in sorted(state.resources, key=lambda r: order.get(r.key, len(order))):
         style = {"created": "green", "pending": "yellow", "deleted": "dim"}.get(res.status, "")
-        table.add_row(
-            res.key, res.type, res.id or "-", res.ownership, f"[{style}]{res.status}[/{style}]"
-        )
+        adopted = " (adopted)" if res.ownership == "adopted" else ""
+        table.add_row(res.key, res.id or "-", f"[{style}]{res.status}[/{style}]{adopted}")
     console.print(table)
     timeline = Table(title="Timeline", title_justify="left")
     timeline.add_column("time (UTC)", style="dim")
@@ -84,13 +84,13 @@ def labs_table(console: Console, labs: list[Any], current: str | None) -> None:
         console.print("no labs yet — 'gdlab setup' creates one, 'gdlab run' runs the whole lab")
         return
     table = Table()
-    table.add_column("lab")
-    table.add_column("scenario")
+    table.add_column("lab", no_wrap=True)
+    table.add_column("scenario", overflow="fold")
     table.add_column("target")
-    table.add_column("region")
-    table.add_column("phase")
-    table.add_column("resources", justify="right")
-    table.add_column("created (UTC)", style="dim")
+    table.add_column("region", no_wrap=True)
+    table.add_column("phase", no_wrap=True)
+    table.add_column("live", justify="right")
+    table.add_column("created (UTC)", style="dim", no_wrap=True)
     for state in labs:
         live = sum(1 for r in state.resources if r.status == "created")
         mark = "* " if state.lab == current else "  "
@@ -102,7 +102,7 @@ def labs_table(console: Console, labs: list[Any], current: str | None) -> None:
             state.region,
             f"[{style}]{state.phase}[/{style}]",
             str(live),
-            state.created_at[:19].replace("T", " "),
+            state.created_at[5:16].replace("T", " "),
         )
     console.print(table)
 
