@@ -94,3 +94,19 @@ def test_confirmation_needed_on_aws_without_tty(run_cli, mocked_aws):
     assert code == 2
     assert "rerun with --yes" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (("run", "--lab", "BAD!"), "invalid lab id 'BAD!'"),
+        (("run", "--email", "nope"), "invalid e-mail address 'nope'"),
+        (("run", "--scenario", "nope"), "unknown scenario 'nope'"),
+    ],
+)
+def test_run_usage_errors_exit_2_before_anything_starts(run_cli, gdlab_home, args, expected):
+    code, out, err = run_cli(*args)
+    assert code == 2
+    assert expected in one_line(err)
+    assert not (gdlab_home / "local").exists()  # no local cloud was started
+    assert not (gdlab_home / "labs").exists()

@@ -167,3 +167,20 @@ def test_watch_ends_cleanly_on_its_deadline(gdlab):
     code, out, _ = gdlab("watch", "--timeout", "1s", "--json")
     assert code == 1
     assert json.loads(out)["complete"] is False
+
+
+def test_run_interrupted_still_tears_down(gdlab, client, monkeypatch):
+    """Ctrl-C while watching: the lab is removed all the same, nothing billable stays."""
+    from gdlab.lab import watch
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(watch, "watch", interrupted)
+    code, out, err = gdlab("run")
+    assert code == 130, (out[-500:], err[-500:])
+    assert "interrupted" in err, (out[-500:], err[-500:])
+    assert client("ec2").describe_instances(
+        Filters=[{"Name": "instance-state-name", "Values": ["running", "pending"]}]
+    )["Reservations"] == []
+    assert client("lambda").list_functions()["Functions"] == []

@@ -275,3 +275,20 @@ def test_failure_at_every_step_leaks_nothing_and_resumes(
             assert all(r.attrs.get("configured") for r in live), key
         lifecycle.teardown(ctx, store)
         assert leftovers() == baseline, f"leak after failing {key} call {at}"
+
+
+def test_a_shared_detector_goes_to_the_lab_still_using_it(new_lab, cloud, store, leftovers):
+    first = new_lab("gd-first")
+    lifecycle.setup(first)
+    second = new_lab("gd-second")
+    lifecycle.setup(second)
+    assert second.state.live("detector").ownership == "adopted"
+    lifecycle.teardown(first, store)
+    detector = first.state.resource("detector")
+    assert detector is None or detector.status == "deleted"
+    assert cloud.client("guardduty").list_detectors()["DetectorIds"]  # still in use
+    handed = store.load("gd-second").live("detector")
+    assert handed.ownership == "created"
+    second.state = store.load("gd-second")
+    lifecycle.teardown(second, store)
+    assert "detector" not in leftovers()  # the last lab using it removed it

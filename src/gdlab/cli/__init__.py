@@ -75,6 +75,10 @@ def _register() -> None:
 _register()
 
 
+INTERRUPTED = (
+    "interrupted — the lab's journal is saved; 'gdlab status' shows it, "
+    "'gdlab teardown' removes what was created"
+)
 GLOBAL_WITH_VALUE = ("--target", "--region", "--profile", "--endpoint-url")
 GLOBAL_FLAGS = ("--debug",)
 
@@ -109,6 +113,9 @@ def main() -> None:
     """Entry point: one readable line per error, tracebacks only with --debug."""
     import click
 
+    from gdlab.cli.common import interrupt_explained, interrupt_was_explained
+
+    interrupt_explained(False)
     args = hoist_global_options(sys.argv[1:])
     debug = "--debug" in args or os.environ.get("GDLAB_DEBUG") == "1"
     command = typer.main.get_command(app)
@@ -124,11 +131,7 @@ def main() -> None:
     except SystemExit:
         raise  # click's own quiet exits, e.g. when the reader of `gdlab status | head` leaves
     except KeyboardInterrupt:
-        fail(
-            "interrupted — the lab's journal is saved; 'gdlab status' shows it, "
-            "'gdlab teardown' removes what was created",
-            130,
-        )
+        fail(INTERRUPTED, 130)
     except BaseException as exc:  # noqa: BLE001 - the CLI edge translates everything
         from gdlab.cli.common import explain
 
@@ -138,4 +141,6 @@ def main() -> None:
             traceback.print_exc()
         line, code = explain(exc)
         fail(line, code)
+    if code == 130 and not interrupt_was_explained():  # Typer's silent Ctrl-C
+        fail(INTERRUPTED, 130)
     sys.exit(code if isinstance(code, int) else 0)

@@ -75,6 +75,17 @@ class AppContext:
 
 _console = None
 _err_console = None
+# Typer turns Ctrl-C into exit code 130 silently; a command that says something itself marks it.
+_interrupt_explained = False
+
+
+def interrupt_explained(value: bool = True) -> None:
+    global _interrupt_explained
+    _interrupt_explained = value
+
+
+def interrupt_was_explained() -> bool:
+    return _interrupt_explained
 
 
 def console() -> Console:
@@ -107,7 +118,9 @@ def print_json(data: Any) -> None:
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    err_console().print(f"[bold red]error:[/bold red] {message}", soft_wrap=True)
+    from rich.markup import escape
+
+    err_console().print(f"[bold red]error:[/bold red] {escape(message)}", soft_wrap=True)
     sys.exit(code)
 
 

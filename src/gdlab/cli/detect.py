@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from gdlab.cli.common import console, obj, print_json
+from gdlab.cli.common import console, err_console, interrupt_explained, obj, print_json
 from gdlab.errors import GdlabError, UsageError
 
 DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s?)?$")
@@ -120,7 +120,8 @@ def watch(
     try:
         result = run_watch(lab_ctx, seconds, json_out)
     except KeyboardInterrupt:
-        console().print("stopped watching; the lab is as it was — 'gdlab watch' resumes")
+        err_console().print("stopped watching; the lab is as it was — 'gdlab watch' resumes")
+        interrupt_explained()
         raise typer.Exit(130) from None
     if json_out:
         print_json(result.to_dict())

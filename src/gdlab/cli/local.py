@@ -24,7 +24,8 @@ def register(app: typer.Typer) -> None:
 def _local_labs(home: Any) -> int:
     from gdlab.lab.state import LabStore
 
-    return sum(1 for state in LabStore(home).all() if state.target == "local")
+    labs = LabStore(home).all()
+    return sum(1 for s in labs if s.target == "local" and s.phase != "torn-down")
 
 
 @local_app.command("start")

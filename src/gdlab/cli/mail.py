@@ -17,7 +17,7 @@ def mail(
     ctx: typer.Context,
     lab: str = typer.Option(None, "--lab", help="Lab id (default: the current lab)."),
     json_out: bool = typer.Option(
-        False, "--json", help="Print a JSON list of {to, subject, body, time}."
+        False, "--json", help="Print a JSON list of {from, to, subject, body, time}."
     ),
 ) -> None:
     """Show the e-mails the lab's SNS topic sent (local cloud), oldest first.
@@ -27,6 +27,9 @@ def mail(
     """
     state = obj(ctx).store.resolve(lab)
     if state.target == "aws":
+        if json_out:
+            print_json([])
+            return
         console().print(
             "On AWS the lab's e-mails go to the subscribed inbox; gdlab cannot read them."
         )
@@ -36,7 +39,7 @@ def mail(
         fail(f"lab {state.lab} has no SNS topic yet — run 'gdlab setup --lab {state.lab}'")
     emails = lab_mails(obj(ctx).cloud_for_lab(state), topic.id)
     if json_out:
-        print_json([{k: e.get(k) for k in ("to", "subject", "body", "time")} for e in emails])
+        print_json(emails)
         return
     render(emails, topic.id)
 
@@ -53,7 +56,8 @@ def lab_mails(cloud: Any, topic_arn: str) -> list[dict[str, Any]]:
             {**message, "to": "(no subscriber — gdlab setup --email ADDR adds one)"}
             for message in fetch(cloud.endpoint_url, "published", topic=topic_arn)
         ]
-    return sorted(emails, key=lambda e: e.get("time", ""))
+    emails.sort(key=lambda e: e.get("time", ""))
+    return [{k: e.get(k) for k in ("from", "to", "subject", "body", "time")} for e in emails]
 
 
 def render(emails: list[dict[str, Any]], topic_arn: str) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import click
 import typer
+from rich.markup import escape
 
 from gdlab.cli.common import console, err_console, obj, print_json
 from gdlab.errors import describe
@@ -46,8 +48,16 @@ def run(
     Example: gdlab run --target aws --region us-east-1 --yes --json
     """
     from gdlab.cli.detect import parse_duration
+    from gdlab.cli.setup import validate_email
+    from gdlab.lab.state import validate_lab_id
+    from gdlab.scenario import load
 
+    # Bad input is a usage error (exit 2) before anything is created or started.
     seconds = parse_duration(timeout)
+    if lab:
+        validate_lab_id(lab)
+    validate_email(email)
+    load(scenario)
     # On the local target the background local cloud serves the run, as it serves every
     # command (started if needed): its moto backends stay warm from one run to the next.
     report = _run(ctx, scenario, lab, email, keep, seconds, yes, json_out)
@@ -58,13 +68,8 @@ def run(
 
 
 def _run(ctx, scenario, lab, email, keep, timeout, yes, json_out):  # type: ignore[no-untyped-def]
-    from gdlab.cli.detect import run_watch
     from gdlab.cli.setup import run_setup
-    from gdlab.lab import lifecycle
-    from gdlab.lab import trigger as trigger_core
-    from gdlab.lab.verify import verify as verify_core
     from gdlab.render import incident
-    from gdlab.render.lab import step_line
 
     out = err_console() if json_out else console()
     started = time.monotonic()
@@ -77,12 +82,17 @@ def _run(ctx, scenario, lab, email, keep, timeout, yes, json_out):  # type: igno
             out.rule(f"[bold]{name}")
         try:
             value = fn()
-        except Exception as exc:
-            line, _ = describe(exc)
+        except (Exception, click.exceptions.Exit) as exc:  # Exit: AWS confirmation declined
+            line = "declined" if isinstance(exc, click.exceptions.Exit) else describe(exc)[0]
             steps.append(
-                {"step": name, "ok": False, "seconds": time.monotonic() - t0, "error": line}
+                {
+                    "step": name,
+                    "ok": False,
+                    "seconds": round(time.monotonic() - t0, 3),
+                    "error": line,
+                }
             )
-            out.print(f"[bold red]{name} failed:[/bold red] {line}")
+            out.print(f"[bold red]{name} failed:[/bold red] {escape(line)}")
             return None
         steps.append({"step": name, "ok": True, "seconds": round(time.monotonic() - t0, 3)})
         return value
@@ -98,43 +108,15 @@ def _run(ctx, scenario, lab, email, keep, timeout, yes, json_out):  # type: igno
     report.update(lab=state.lab if state else None, target=cloud.target, region=cloud.region)
     since = state.timeline[0].time if state and state.timeline else None
     verdict = None
-    if lab_ctx is not None:
-        ping = step("trigger", lambda: trigger_core.trigger(lab_ctx))
-        if ping is not None:
-            report["trigger"] = ping.to_dict()
-            if not json_out:
-                incident.ping_view(out, ping)
-            if not ping.delivered:
-                steps[-1].update(ok=False, error=f"SSM did not run the ping ({ping.status})")
-        watched = step("watch", lambda: run_watch(lab_ctx, timeout, json_out))
-        if watched is not None:
-            report["watch"] = watched.to_dict()
-            if not watched.complete:
-                steps[-1].update(ok=False, error="deadline reached before every hop was seen")
-        verdict = step("verify", lambda: verify_core(lab_ctx))
-        if verdict is not None:
-            report["verify"] = verdict.to_dict()
-            if not verdict.passed:
-                steps[-1].update(ok=False, error="not every check passed")
-    mails = _local_mails(cloud, state) if state else None
-    if mails is not None:
-        report["emails"] = mails
-    if state is not None and not keep:
-        from gdlab.scenario import load
-
-        td_ctx = lab_ctx or lifecycle.context(cloud, state, load(state.scenario))
-
-        def down() -> Any:
-            return lifecycle.teardown(
-                td_ctx,
-                store=obj(ctx).store,
-                progress=(lambda e: step_line(out, e)) if not json_out else (lambda e: None),
-            )
-
-        step("teardown", down)
+    try:
+        verdict = _detect(step, report, steps, lab_ctx, timeout, json_out, out)
+    finally:
+        # Teardown runs whatever happened before it, Ctrl-C included: nothing billable stays.
+        _close(ctx, step, report, cloud, state, lab_ctx, keep, json_out, out)
     report["seconds"] = round(time.monotonic() - started, 3)
     report["api_calls"] = cloud.api_call_count
     report["passed"] = all(s["ok"] for s in steps) and verdict is not None and verdict.passed
+    mails = report.get("emails")
     if not json_out and state is not None:
         out.rule("[bold]summary")
         out.print(incident.timeline_table(state, since))
@@ -154,3 +136,54 @@ def _run(ctx, scenario, lab, email, keep, timeout, yes, json_out):  # type: igno
             + ("" if not keep else f"; lab {state.lab} kept (gdlab teardown removes it)")
         )
     return report
+
+
+def _detect(step, report, steps, lab_ctx, timeout, json_out, out):  # type: ignore[no-untyped-def]
+    """trigger -> watch -> verify; returns the verdict (None if it never got that far)."""
+    from gdlab.cli.detect import run_watch
+    from gdlab.lab import trigger as trigger_core
+    from gdlab.lab.verify import verify as verify_core
+    from gdlab.render import incident
+
+    if lab_ctx is None:
+        return None
+    ping = step("trigger", lambda: trigger_core.trigger(lab_ctx))
+    if ping is not None:
+        report["trigger"] = ping.to_dict()
+        if not json_out:
+            incident.ping_view(out, ping)
+        if not ping.delivered:
+            steps[-1].update(ok=False, error=f"SSM did not run the ping ({ping.detail})")
+    watched = step("watch", lambda: run_watch(lab_ctx, timeout, json_out))
+    if watched is not None:
+        report["watch"] = watched.to_dict()
+        if not watched.complete:
+            steps[-1].update(ok=False, error="deadline reached before every hop was seen")
+    verdict = step("verify", lambda: verify_core(lab_ctx))
+    if verdict is not None:
+        report["verify"] = verdict.to_dict()
+        if not verdict.passed:
+            steps[-1].update(ok=False, error="not every check passed")
+    return verdict
+
+
+def _close(ctx, step, report, cloud, state, lab_ctx, keep, json_out, out):  # type: ignore[no-untyped-def]
+    """Collect the e-mails, then tear the lab down unless --keep."""
+    from gdlab.lab import lifecycle
+    from gdlab.render.lab import step_line
+    from gdlab.scenario import load
+
+    mails = _local_mails(cloud, state) if state else None
+    if mails is not None:
+        report["emails"] = mails
+    if state is None or keep:
+        return
+    td_ctx = lab_ctx or lifecycle.context(cloud, state, load(state.scenario))
+    step(
+        "teardown",
+        lambda: lifecycle.teardown(
+            td_ctx,
+            store=obj(ctx).store,
+            progress=(lambda e: step_line(out, e)) if not json_out else (lambda e: None),
+        ),
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from gdlab.cli.common import console, obj, print_json
-from gdlab.errors import LabNotFound, UsageError
+from gdlab.errors import GdlabError, LabNotFound, StepFailed, UsageError
 
 
 def register(app: typer.Typer) -> None:
@@ -54,10 +54,14 @@ def teardown(
             raise LabNotFound("no current lab", "pass --lab ID, or --all")
         states = [(lab_id, store.load(lab_id) if store.exists(lab_id) else None)]
     if not states:
-        console().print("nothing to tear down")
+        if json_out:
+            print_json([])
+        else:
+            console().print("nothing to tear down")
         return
     out = console() if not json_out else None
     report: list[dict] = []
+    failures: list[str] = []
     for lab_id, state in states:
         cloud = app.cloud_for_lab(state) if state else app.cloud()
         if state is None:
@@ -71,12 +75,20 @@ def teardown(
         if out:
             verb = "Would delete" if dry_run else "Tearing down"
             out.print(f"[bold]{verb} lab {lab_id}[/bold] on {cloud.target} {cloud.region}")
-        events = lifecycle.teardown(
-            lab_ctx,
-            store=store,
-            dry_run=dry_run,
-            progress=(lambda e: step_line(out, e)) if out else (lambda e: None),
-        )
+        try:
+            events = lifecycle.teardown(
+                lab_ctx,
+                store=store,
+                dry_run=dry_run,
+                progress=(lambda e: step_line(out, e)) if out else (lambda e: None),
+            )
+        except GdlabError as exc:
+            if not all_labs:
+                raise
+            # --all: one lab's failure must not keep the others alive.
+            failures.append(f"{lab_id}: {exc}")
+            report.append({"lab": lab_id, "dry_run": dry_run, "error": str(exc)})
+            continue
         report.append(
             {
                 "lab": lab_id,
@@ -97,3 +109,8 @@ def teardown(
                 out.print(f"[bold green]lab {lab_id} torn down[/bold green]: {deleted} deleted")
     if json_out:
         print_json(report if all_labs else report[0])
+    if failures:
+        raise StepFailed(
+            f"{len(failures)} lab(s) not fully torn down: {'; '.join(failures)}",
+            "rerun 'gdlab teardown --all' to finish",
+        )

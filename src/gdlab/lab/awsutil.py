@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -122,7 +122,3 @@ def message_has(*fragments: str) -> Callable[[BaseException], bool]:
 
 def tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
     return [{"Key": k, "Value": v} for k, v in tags.items()]
-
-
-def tag_dict(tags: Iterable[dict[str, str]] | None) -> dict[str, str]:
-    return {t["Key"]: t["Value"] for t in tags or []}

@@ -97,9 +97,7 @@ def setup(ctx: LabContext, progress: Progress = _quiet, workers: int = 4) -> Lab
     state.event("setup resumed" if resumed else "setup started", phase="setting-up")
     # The Lambda is the longest chain (role, topic, function; on AWS its Active wait, locally
     # its warm-up): it starts first, the rest follow in plan order.
-    steps = sorted(
-        (step for step in PLAN if step.applies(ctx)), key=lambda s: s.key not in FIRST
-    )
+    steps = sorted((step for step in PLAN if step.applies(ctx)), key=lambda s: s.key not in FIRST)
     wanted = {step.key for step in steps}
     done: set[str] = set()
     errors: list[BaseException] = []
@@ -144,6 +142,7 @@ def _setup_step(ctx: LabContext, step: Step, progress: Progress) -> None:
         status = _configure(ctx, step, done) if done else _create(ctx, step)
     except GdlabError as exc:
         state.event(f"{step.label}: {exc}", kind="error")
+        progress(StepEvent(step.key, step.label, "failed", detail=str(exc)))
         raise
     except Exception as exc:
         line, _ = describe(exc)
@@ -250,8 +249,11 @@ def teardown_plan(ctx: LabContext, sweep_errors: list[str] | None = None) -> lis
     return groups
 
 
-def _shared_with(store: LabStore | None, state: LabState, res: Resource) -> str | None:
-    """Another live lab that adopted this (created) detector or hub: keep it for them."""
+def _hand_over(
+    store: LabStore | None, state: LabState, res: Resource, dry_run: bool = False
+) -> str | None:
+    """A detector or hub this lab created that another live lab adopted: keep it, and make
+    that lab its owner, so the last lab using it removes it."""
     if store is None or res.key not in ("detector", "securityhub"):
         return None
     for other in store.all():
@@ -261,6 +263,10 @@ def _shared_with(store: LabStore | None, state: LabState, res: Resource) -> str 
             continue
         theirs = other.live(res.key)
         if theirs and theirs.id == res.id:
+            if dry_run:
+                return other.lab
+            theirs.ownership = "created"
+            other.event(f"{res.type} {res.id} handed over by lab {state.lab}, now ours")
             return other.lab
     return None
 
@@ -291,9 +297,11 @@ def teardown(
                 if not dry_run:
                     state.forget(res.key)
                 continue
-            user = _shared_with(store, state, res)
+            user = _hand_over(store, state, res, dry_run)
             if user:
-                report(StepEvent(res.key, step.label, "kept", res.id, detail=f"used by lab {user}"))
+                report(StepEvent(res.key, step.label, "kept", res.id, detail=f"handed to {user}"))
+                if not dry_run:
+                    state.forget(res.key)
                 continue
             if dry_run:
                 report(StepEvent(res.key, step.label, "would-delete", res.id))

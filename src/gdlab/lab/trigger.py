@@ -46,12 +46,22 @@ class PingResult:
         return self.detail not in UNDELIVERED and self.status != "Pending"
 
     @property
+    def finished(self) -> bool:
+        """SSM reported an end (not still Pending or InProgress at our deadline)."""
+        return self.status in TERMINAL
+
+    @property
     def replies(self) -> bool:
         """True when at least one echo reply came back."""
         return self.status == "Success" and self.exit_code == 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.__dict__, "delivered": self.delivered, "replies": self.replies}
+        return {
+            **self.__dict__,
+            "delivered": self.delivered,
+            "finished": self.finished,
+            "replies": self.replies,
+        }
 
 
 class LabNotReady(GdlabError):
@@ -182,9 +192,12 @@ def wait_threat_list_active(ctx: LabContext, deadline_seconds: float) -> None:
 def trigger(ctx: LabContext, count: int = 3) -> PingResult:
     wait_threat_list_active(ctx, 30.0 if ctx.cloud.is_local else 900.0)
     result = ping(ctx, count=count)
+    # A later phase (detected, isolated...) is not undone by another ping.
+    advance = result.delivered and ctx.state.phase in ("ready", "triggered")
     ctx.state.event(
         f"triggered: {result.command} from {result.instance_id} -> {result.detail}"
         f" (command {result.command_id})",
-        phase="triggered",
+        phase="triggered" if advance else None,
+        kind="info" if result.delivered else "error",
     )
     return result

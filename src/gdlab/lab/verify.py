@@ -172,6 +172,13 @@ def check_unreachable(ctx: LabContext) -> Check:
     except GdlabError as exc:
         return Check("ping-blocked", title, "inconclusive", f"no ping could be sent: {exc}")
     summary = _ping_summary(result.output) or result.status
+    if not result.finished:
+        return Check(
+            "ping-blocked",
+            title,
+            "inconclusive",
+            f"the ping command did not finish in time ({result.detail}): no result was seen",
+        )
     if not result.delivered:
         return Check(
             "ping-blocked",

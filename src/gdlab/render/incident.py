@@ -7,6 +7,7 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.spinner import Spinner
 from rich.table import Table
@@ -27,7 +28,7 @@ def ping_view(console: Console, result: Any) -> None:
     )
     text = (result.output or result.error_output).strip()
     if text:
-        console.print(Panel(text, title="output", title_align="left", expand=False))
+        console.print(Panel(escape(text), title="output", title_align="left", expand=False))
 
 
 def hops_table(hops: list[Any], spinning: bool = True) -> Table:
@@ -46,7 +47,7 @@ def hops_table(hops: list[Any], spinning: bool = True) -> Table:
             mark = "[red]✗[/red]"
         at = hop.at[11:23] if hop.at else ""
         elapsed = f"{hop.elapsed:.2f}s" if hop.elapsed is not None else ""
-        table.add_row(hop.label, mark, at, elapsed, hop.detail)
+        table.add_row(hop.label, mark, at, elapsed, escape(hop.detail))
     return table
 
 
@@ -58,7 +59,7 @@ def watch_summary(console: Console, result: Any) -> None:
         f"[bold red]deadline reached[/bold red] after {result.seconds:.0f}s; what to check:"
     )
     for hint in result.hints:
-        console.print(f"  • {hint}", soft_wrap=True)
+        console.print(f"  • {escape(hint)}", soft_wrap=True)
 
 
 def verify_table(verdict: Any) -> Table:
@@ -121,10 +122,10 @@ def timeline_table(state: Any, since: str | None = None) -> Table:
     start = datetime.fromisoformat(events[0].time.replace("Z", "+00:00"))
     for event in events:
         at = datetime.fromisoformat(event.time.replace("Z", "+00:00"))
-        style = "red" if event.kind == "error" else ""
+        message = escape(event.message)
         table.add_row(
             f"{(at - start).total_seconds():.2f}",
             event.phase or "",
-            f"[{style}]{event.message}[/{style}]" if style else event.message,
+            f"[red]{message}[/red]" if event.kind == "error" else message,
         )
     return table

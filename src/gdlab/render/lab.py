@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 STATUS_STYLE = {
@@ -35,7 +36,7 @@ def step_line(console: Console, event: Any) -> None:
     mark, style = STATUS_STYLE.get(event.status, ("?", "white"))
     elapsed = f"{event.elapsed:6.2f}s" if event.elapsed else " " * 7
     ident = event.id or ""
-    detail = f"  [dim]{event.detail}[/dim]" if event.detail else ""
+    detail = f"  [dim]{escape(event.detail)}[/dim]" if event.detail else ""
     console.print(
         f" [{style}]{mark}[/{style}] {elapsed}  {event.label:<44} [{style}]{event.status:<12}[/]"
         f" [bold]{ident}[/bold]{detail}",
@@ -75,7 +76,8 @@ def status_view(console: Console, state: Any) -> None:
     timeline.add_column("event", overflow="fold")
     for event in state.timeline[-30:]:
         style = "red" if event.kind == "error" else ("bold" if event.phase else "")
-        timeline.add_row(_short_time(event.time), f"[{style}]{event.message}[/{style}]")
+        message = escape(event.message)  # cloud text may hold [brackets]
+        timeline.add_row(_short_time(event.time), f"[{style}]{message}[/]" if style else message)
     console.print(timeline)
 
 
@@ -108,17 +110,4 @@ def labs_table(console: Console, labs: list[Any], current: str | None) -> None:
 
 
 def status_json(state: Any) -> dict[str, Any]:
-    data = state.to_dict()
-    data["resources"] = [
-        {
-            "key": r.key,
-            "type": r.type,
-            "id": r.id,
-            "ownership": r.ownership,
-            "status": r.status,
-            "name": r.name,
-            **({"attrs": r.attrs} if r.attrs else {}),
-        }
-        for r in state.resources
-    ]
-    return data
+    return state.to_dict()

@@ -111,7 +111,7 @@ class ThreatListFile(Step):
             Body=body.encode(),
             ContentType="text/plain",
         )
-        ctx.created(self, f"s3://{ctx.id_of('bucket')}/{THREAT_LIST_KEY}", entries=[eip])
+        ctx.created(self, threat_list_location(ctx), entries=[eip])
 
     def delete(self, ctx: LabContext, res: Resource) -> None:
         bucket = (res.id or f"s3://{bucket_name(ctx)}/").split("/")[2]
@@ -214,7 +214,8 @@ class ThreatIntelSet(Step):
         return found
 
     def delete(self, ctx: LabContext, res: Resource) -> None:
-        detector_id = res.attrs.get("detector_id") or ctx.attr("detector", "id")
+        detector = ctx.state.live("detector")
+        detector_id = res.attrs.get("detector_id") or (detector.id if detector else None)
         if detector_id and res.id:
             ignore_not_found(
                 ctx.cloud.client("guardduty").delete_threat_intel_set,

@@ -216,14 +216,18 @@ class SecurityGroup(Step):
         )
         ctx.created(self, group["GroupId"], group_name=name)
 
+    # AWS's default rule: allow all egress. Most lab groups revoke it.
+    keeps_default_egress = False
+
     def configure(self, ctx: LabContext, res: Resource) -> None:
         ec2 = _ec2(ctx)
-        ignore_code(
-            "InvalidPermission.NotFound",
-            ec2.revoke_security_group_egress,
-            GroupId=res.id,
-            IpPermissions=[{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}],
-        )
+        if not self.keeps_default_egress:
+            ignore_code(
+                "InvalidPermission.NotFound",
+                ec2.revoke_security_group_egress,
+                GroupId=res.id,
+                IpPermissions=[{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}],
+            )
         if ingress := self.ingress(ctx):
             ignore_code(
                 "InvalidPermission.Duplicate",
@@ -305,8 +309,7 @@ class UntrackingGroup(SecurityGroup):
     name_key = "untracking_group"
     description = "gdlab: containment step - makes tracked flows untracked before isolation"
 
-    def ingress(self, ctx: LabContext) -> list[dict[str, Any]]:
-        return [{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
+    keeps_default_egress = True  # all egress: the rule AWS gives every new group
 
-    def egress(self, ctx: LabContext) -> list[dict[str, Any]]:
+    def ingress(self, ctx: LabContext) -> list[dict[str, Any]]:
         return [{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
