@@ -33,7 +33,7 @@ def test_mail_shows_the_lab_topic_emails(local_client, local_server, run_cli):
         ("analyst@example.com", "AWS Notification Message", '"GuardDuty finding abc"'),
         ("analyst@example.com", "GuardDuty Remediation", "Instance isolated."),
     ]
-    assert set(mails[0]) == {"to", "subject", "body", "time"}
+    assert set(mails[0]) == {"from", "to", "subject", "body", "time"}
 
     code, out, err = run_cli("--endpoint-url", local_server.endpoint, "mail", "--lab",
                              "gd-mail1")
