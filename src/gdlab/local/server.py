@@ -337,7 +337,7 @@ def serve(port: int, host: str = "127.0.0.1") -> None:
 
 
 class InProcessServer:
-    """The local cloud in a thread of this process, for `gdlab run` and tests.
+    """The local cloud in a thread of this process (the tests use it; commands use the daemon).
 
     with InProcessServer() as server:
         boto3.client("ec2", endpoint_url=server.endpoint, ...)
