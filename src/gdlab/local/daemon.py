@@ -107,10 +107,8 @@ def pid_alive(pid: int) -> bool:
 def _is_server_process(pid: int) -> bool:
     """Whether pid runs gdlab's server (guards against a recycled pid)."""
     cmdline = Path(f"/proc/{pid}/cmdline")
-    try:
+    with contextlib.suppress(OSError):  # no /proc (macOS): ask ps below
         return b"gdlab.local.server" in cmdline.read_bytes()
-    except OSError:
-        pass
     try:
         out = subprocess.run(["ps", "-o", "command=", "-p", str(pid)], capture_output=True,
                              text=True, timeout=2).stdout

@@ -49,7 +49,7 @@ MAP_FIELDS = {"ProductFields": "ProductFields", "ResourceTags": "Resources[].Tag
 
 
 class HubError(ServiceException):
-    pass
+    """A Security Hub error answered with AWS's code and message."""
 
 
 def now_iso() -> str:

@@ -328,9 +328,8 @@ def serve(port: int, host: str = "127.0.0.1") -> None:
     signal.signal(signal.SIGTERM, stop)
     log.info("gdlab local cloud listening on http://%s:%s (pid %s)", host, port, os.getpid())
     try:
-        server.serve_forever()
-    except (KeyboardInterrupt, SystemExit):
-        pass
+        with contextlib.suppress(KeyboardInterrupt, SystemExit):  # Ctrl-C or SIGTERM: stop
+            server.serve_forever()
     finally:
         server.server_close()
         log.info("gdlab local cloud stopped")
