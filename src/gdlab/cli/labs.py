@@ -82,9 +82,9 @@ def status(
     Example: gdlab status --lab gd-1a2b3c --json
     """
     state = obj(ctx).store.resolve(lab)
-    from gdlab.render.lab import status_json, status_view
+    from gdlab.render.lab import status_view
 
     if json_out:
-        print_json(status_json(state))
+        print_json(state.to_dict())
     else:
         status_view(console(), state)

@@ -100,6 +100,4 @@ def setup(
     """
     state, _ = run_setup(ctx, lab, scenario, email, yes, quiet=json_out)
     if json_out:
-        from gdlab.render.lab import status_json
-
-        print_json(status_json(state))
+        print_json(state.to_dict())

@@ -14,8 +14,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -74,11 +72,11 @@ def endpoint_for(port: int) -> str:
 
 def probe(port: int, timeout: float = 0.5) -> dict[str, Any] | None:
     """The /_gdlab/status answer of a local cloud on this port, or None."""
+    from gdlab.local.api import LocalApiError, fetch
+
     try:
-        with urllib.request.urlopen(f"{endpoint_for(port)}/_gdlab/status",
-                                    timeout=timeout) as resp:
-            data = json.loads(resp.read().decode("utf-8"))
-    except (OSError, ValueError, urllib.error.URLError):
+        data = fetch(endpoint_for(port), "status", timeout=timeout)
+    except LocalApiError:
         return None
     return data if isinstance(data, dict) and data.get("running") is True else None
 

@@ -25,7 +25,6 @@ from xml.sax.saxutils import escape
 log = logging.getLogger("gdlab.local.server")
 
 PREFIX = "/_gdlab/"
-DEFAULT_PORT = 4599
 # Services whose errors botocore reads as XML even without a form body (rest-xml protocol).
 XML_SERVICES = {"s3", "route53", "cloudfront"}
 
@@ -387,8 +386,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m gdlab.local.server", description="Run gdlab's local cloud."
     )
-    parser.add_argument("--port", type=int,
-                        default=int(os.environ.get("GDLAB_LOCAL_PORT") or DEFAULT_PORT))
+    from gdlab.local.daemon import default_port
+
+    parser.add_argument("--port", type=int, default=default_port())
     parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,

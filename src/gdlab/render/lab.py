@@ -108,6 +108,3 @@ def labs_table(console: Console, labs: list[Any], current: str | None) -> None:
         )
     console.print(table)
 
-
-def status_json(state: Any) -> dict[str, Any]:
-    return state.to_dict()
