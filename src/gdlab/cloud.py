@@ -26,6 +26,9 @@ class CloudSettings:
     region: str | None = None
     profile: str | None = None
     endpoint_url: str | None = None
+    # The id the running local cloud made at its start (target local only): a local lab
+    # records it, so a command can tell when the cloud that held the lab is gone.
+    local_cloud_id: str | None = None
 
     @classmethod
     def from_env(cls, **given: Any) -> CloudSettings:

@@ -41,6 +41,24 @@ class Timeout(GdlabError):
     """A deadline passed while waiting on the cloud."""
 
 
+class Interrupted(GdlabError):
+    """A signal (Ctrl-C, SIGTERM, SIGHUP) stopped the work; the journal says what is left."""
+
+    exit_code = 130
+
+
+class LabBusy(GdlabError):
+    """Another gdlab command holds the lab's lock."""
+
+
+class DamagedState(LabNotFound):
+    """A lab's state file cannot be trusted (bad JSON, wrong types, a name that disagrees)."""
+
+
+class LabCloudGone(GdlabError):
+    """A local lab's resources lived in a local cloud that is no longer running."""
+
+
 def describe(exc: BaseException) -> tuple[str, int]:
     """One readable line and an exit code for any exception reaching the CLI edge."""
     if isinstance(exc, GdlabError):

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from gdlab.cloud import Cloud
-from gdlab.errors import GdlabError, LabNotFound, StepFailed, UsageError, describe
+from gdlab.errors import (
+    GdlabError,
+    Interrupted,
+    LabNotFound,
+    StepFailed,
+    UsageError,
+    describe,
+)
 from gdlab.lab.awsutil import not_yet_visible, retry
 from gdlab.lab.plan import NEEDS, PLAN, STEPS, TEARDOWN_ORDER
 from gdlab.lab.state import LabState, LabStore, Resource, new_lab_id, validate_lab_id
@@ -81,6 +89,7 @@ def open_lab(
         region=cloud.region,
         endpoint=cloud.endpoint_url if cloud.target == "aws" else None,
         account=cloud.account,
+        local_cloud=cloud.settings.local_cloud_id if cloud.is_local else None,
         options={"email": email} if email else {},
     )
     store.create(state)
@@ -88,10 +97,16 @@ def open_lab(
     return state
 
 
-def setup(ctx: LabContext, progress: Progress = _quiet, workers: int = 4) -> LabState:
+def setup(
+    ctx: LabContext,
+    progress: Progress = _quiet,
+    workers: int = 4,
+    cancel: threading.Event | None = None,
+) -> LabState:
     """Create whatever the lab is missing. Steps run side by side as soon as what they need
-    is done (NEEDS); after a failure no new step starts, the running ones finish, and the
-    first error is raised. Resumable."""
+    is done (NEEDS); after a failure, or once `cancel` is set (a signal), no new step
+    starts, the running ones finish and are journaled, and the first error (or Interrupted)
+    is raised. Resumable."""
     state = ctx.state
     resumed = any(r.status == "created" for r in state.resources)
     state.event("setup resumed" if resumed else "setup started", phase="setting-up")
@@ -104,6 +119,14 @@ def setup(ctx: LabContext, progress: Progress = _quiet, workers: int = 4) -> Lab
     running: dict[Future[None], Step] = {}
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gdlab-setup") as pool:
         while steps or running:
+            if cancel is not None and cancel.is_set() and not errors:
+                errors.append(
+                    Interrupted(
+                        f"setup of lab {state.lab} interrupted: no new step started, "
+                        "the ones running finished and are journaled",
+                        f"'gdlab teardown --lab {state.lab}' removes what was made",
+                    )
+                )
             if not errors:
                 for step in [
                     s
@@ -114,7 +137,8 @@ def setup(ctx: LabContext, progress: Progress = _quiet, workers: int = 4) -> Lab
                     running[pool.submit(_setup_step, ctx, step, progress)] = step
             if not running:
                 break
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            # A short timeout: a signal sets `cancel` from the main thread between polls.
+            finished, _ = wait(running, timeout=0.1, return_when=FIRST_COMPLETED)
             for future in finished:
                 step = running.pop(future)
                 try:
@@ -276,8 +300,10 @@ def teardown(
     store: LabStore | None = None,
     dry_run: bool = False,
     progress: Progress = _quiet,
+    cancel: threading.Event | None = None,
 ) -> list[StepEvent]:
-    """Delete everything the lab created, in dependency order. Idempotent."""
+    """Delete everything the lab created, in dependency order. Idempotent. Once `cancel` is
+    set (a second Ctrl-C), no new delete begins and Interrupted names what is left."""
     state = ctx.state
     events: list[StepEvent] = []
     failures: list[str] = []
@@ -288,7 +314,16 @@ def teardown(
 
     if not dry_run:
         state.event("teardown started")
-    for group in teardown_plan(ctx, failures):
+    groups = teardown_plan(ctx, failures)
+    for index, group in enumerate(groups):
+        if cancel is not None and cancel.is_set():
+            left = [d for g in groups[index:] for d in g if d.resource.ownership != "adopted"]
+            state.event(f"teardown interrupted: {len(left)} resource(s) remain", kind="error")
+            raise Interrupted(
+                f"teardown of lab {state.lab} interrupted; {len(left)} resource(s) remain: "
+                + ", ".join(f"{d.step.label} {d.resource.id}" for d in left),
+                f"'gdlab teardown --lab {state.lab}' finishes it",
+            )
         begun: list[tuple[Doomed, float]] = []
         for doomed in group:
             res, step = doomed.resource, doomed.step

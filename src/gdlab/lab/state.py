@@ -96,6 +96,8 @@ class LabState:
     region: str
     endpoint: str | None = None
     account: str | None = None
+    # target local: the id of the local cloud instance that holds the lab's resources
+    local_cloud: str | None = None
     phase: str = "setting-up"
     created_at: str = field(default_factory=now_iso)
     updated_at: str = field(default_factory=now_iso)
