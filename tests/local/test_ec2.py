@@ -7,6 +7,8 @@ import ipaddress
 import pytest
 from botocore.exceptions import ClientError
 
+from gdlab.local import ec2 as ec2_local
+
 IMAGE = "ami-12c6146b"  # one of moto's built-in AMIs; listing them all is slow
 
 
@@ -98,12 +100,80 @@ def test_delete_group_in_use_is_a_dependency_violation(ec2, net):
     ec2.delete_security_group(GroupId=net["app"])
 
 
-def test_elastic_ips_are_public_and_unique(ec2):
+def release_all(ec2):
     for address in ec2.describe_addresses()["Addresses"]:
         ec2.release_address(AllocationId=address["AllocationId"])
-    addresses = [ec2.allocate_address(Domain="vpc")["PublicIp"] for _ in range(20)]
-    assert len(set(addresses)) == len(addresses)
-    for address in addresses:
-        ip = ipaddress.ip_address(address)
-        assert ip.is_global and not ip.is_private and not ip.is_loopback
+
+
+def test_elastic_ips_are_public_and_unique(ec2):
+    seen = set()
+    for _ in range(4):  # several rounds, as the quota allows 5 at a time
+        release_all(ec2)
+        addresses = [ec2.allocate_address(Domain="vpc")["PublicIp"] for _ in range(5)]
+        assert len(set(addresses)) == len(addresses)
+        seen.update(addresses)
+        for address in addresses:
+            ip = ipaddress.ip_address(address)
+            assert ip.is_global and not ip.is_private and not ip.is_loopback
+    assert len(seen) > 5
+    release_all(ec2)
     assert ec2.allocate_address(Domain="vpc", Address="54.80.0.10")["PublicIp"] == "54.80.0.10"
+    release_all(ec2)
+
+
+def eip_quota(ec2) -> int:
+    attrs = ec2.describe_account_attributes(AttributeNames=["vpc-max-elastic-ips"])
+    (value,) = [a["AttributeValues"][0]["AttributeValue"] for a in attrs["AccountAttributes"]
+                if a["AttributeName"] == "vpc-max-elastic-ips"]
+    return int(value)
+
+
+def assert_address_limit(ec2):
+    """Allocating up to the quota works; one more fails as AWS fails it."""
+    limit = eip_quota(ec2)
+    assert limit == ec2_local.EIP_LIMIT == 5  # what the correction enforces is what is told
+    release_all(ec2)
+    held = [ec2.allocate_address(Domain="vpc") for _ in range(limit)]
+    with pytest.raises(ClientError) as excinfo:
+        ec2.allocate_address(Domain="vpc")
+    error = excinfo.value.response
+    assert error["Error"]["Code"] == "AddressLimitExceeded"
+    assert error["Error"]["Message"] == "The maximum number of addresses has been reached."
+    assert error["ResponseMetadata"]["HTTPStatusCode"] == 400
+    with pytest.raises(ClientError):  # a given address counts too
+        ec2.allocate_address(Domain="vpc", Address="54.80.0.11")
+    assert len(ec2.describe_addresses()["Addresses"]) == limit
+    # releasing one makes room for one
+    ec2.release_address(AllocationId=held[0]["AllocationId"])
+    ec2.allocate_address(Domain="vpc")
+    release_all(ec2)
+
+
+def test_elastic_ip_quota_in_process(ec2):
+    assert_address_limit(ec2)
+
+
+def test_elastic_ip_quota_is_per_region(shared_aws):
+    east, west = shared_aws("ec2"), shared_aws("ec2", region="eu-west-1")
+    release_all(east)
+    for _ in range(5):
+        east.allocate_address(Domain="vpc")
+    assert west.allocate_address(Domain="vpc")["PublicIp"]
+    release_all(east)
+    release_all(west)
+
+
+def test_elastic_ip_quota_over_http(local_client, local_server):
+    from gdlab.cloud import Cloud, CloudSettings
+    from gdlab.errors import PreflightError
+
+    ec2 = local_client("ec2")
+    assert_address_limit(ec2)
+    # gdlab's own preflight reads the same quota, so on a full region it stops before
+    # creating anything, as on AWS
+    for _ in range(5):
+        ec2.allocate_address(Domain="vpc")
+    cloud = Cloud(CloudSettings(target="local", region="us-east-1",
+                                endpoint_url=local_server.endpoint))
+    with pytest.raises(PreflightError, match="5 of 5 in use"):
+        cloud.preflight(eips_needed=1)

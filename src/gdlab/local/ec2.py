@@ -9,6 +9,9 @@
 - DeleteSecurityGroup of a group still attached to an ENI raises DependencyViolation.
 - Elastic IPs are public addresses (moto hands out 127.x; GuardDuty ignores non-public IPs),
   unique per allocation.
+- AllocateAddress beyond the account's Elastic IP quota (the `vpc-max-elastic-ips` that
+  DescribeAccountAttributes reports: 5, AWS's default) fails with AddressLimitExceeded, as
+  AWS does; moto allocates without limit.
 """
 
 from __future__ import annotations
@@ -27,8 +30,11 @@ from moto.ec2.models.security_groups import SecurityGroupBackend
 # AWS-owned public ranges that EC2 really allocates Elastic IPs from.
 EIP_RANGES = [ipaddress.ip_network(n) for n in ("3.208.0.0/12", "18.204.0.0/14",
                                                 "54.80.0.0/12")]
+# What moto's DescribeAccountAttributes reports as vpc-max-elastic-ips (AWS's default quota).
+EIP_LIMIT = 5
 _rng = random.Random()
 _rng_lock = threading.Lock()
+_eip_lock = threading.Lock()
 _installed = False
 
 
@@ -140,12 +146,21 @@ def _delete_security_group(self: Any, name: str | None = None,
     return _orig_delete_security_group(self, name=name, group_id=group_id)
 
 
+class AddressLimitExceeded(EC2ClientError):
+    def __init__(self) -> None:
+        super().__init__("AddressLimitExceeded",
+                         "The maximum number of addresses has been reached.")
+
+
 def _allocate_address(self: Any, domain: str, address: str | None = None,
                       tags: dict[str, str] | None = None) -> Any:
-    if not address:
-        taken = {a.public_ip for a in self.addresses}
-        address = public_ip(taken)
-    return _orig_allocate_address(self, domain, address=address, tags=tags)
+    with _eip_lock:  # the server is threaded: count and allocate as one step
+        if len(self.addresses) >= EIP_LIMIT:  # the quota counts every address of the region
+            raise AddressLimitExceeded()
+        if not address:
+            taken = {a.public_ip for a in self.addresses}
+            address = public_ip(taken)
+        return _orig_allocate_address(self, domain, address=address, tags=tags)
 
 
 def install() -> None:
