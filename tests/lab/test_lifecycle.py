@@ -4,7 +4,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from gdlab.errors import PreflightError, StepFailed, UsageError
-from gdlab.lab import lifecycle
+from gdlab.lab import discovery, lifecycle
 from gdlab.lab.plan import PLAN, STEPS
 from gdlab.lab.steps import LAB_TAG, SCENARIO_TAG
 
@@ -174,14 +174,14 @@ def test_lost_state_file_teardown_by_tag_sweep(new_lab, cloud, store, scenario, 
     ctx = new_lab("gd-lost1")
     lifecycle.setup(ctx)
     store.path("gd-lost1").unlink()
-    state = lifecycle.rebuild_lost_lab(store, cloud, scenario, "gd-lost1")
+    state = discovery.rebuild_lost_lab(store, cloud, scenario, "gd-lost1")
     lifecycle.teardown(lifecycle.context(cloud, state, scenario), store)
     assert leftovers() == before
 
 
-def test_discover_labs_finds_labs_by_tag(new_lab, cloud):
+def test_discover_labs_finds_labs_by_tag(new_lab, cloud, scenario):
     lifecycle.setup(new_lab("gd-seen1"))
-    assert lifecycle.discover_labs(cloud) == {"gd-seen1"}
+    assert discovery.discover_labs(cloud, scenario) == {"gd-seen1"}
 
 
 def test_resume_refuses_other_target_or_torn_down(new_lab, cloud, store, scenario):

@@ -68,6 +68,11 @@ def make_function(client, name: str = "responder", timeout: int = 10, source: st
         {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
                                                  "Principal": {"Service": "lambda.amazonaws.com"}}]}
     ))["Role"]["Arn"]
+    # What AWSLambdaBasicExecutionRole grants: Lambda may create the function's log group.
+    client("iam").put_role_policy(RoleName=f"{name}-role", PolicyName="logs", PolicyDocument=(
+        json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": "*",
+                    "Action": ["logs:CreateLogGroup", "logs:CreateLogStream",
+                               "logs:PutLogEvents"]}]})))
     return client("lambda").create_function(
         FunctionName=name, Runtime="python3.12", Role=role, Handler="handler.lambda_handler",
         Code={"ZipFile": code(source)}, Timeout=timeout, MemorySize=256,
@@ -346,3 +351,15 @@ def test_no_environment_outlives_the_server(how, free_port, tmp_path):
         if server.poll() is None:
             server.kill()
             server.wait()
+
+
+def test_a_deleted_log_group_stays_gone_without_create_permission(client):
+    """gdlab's responder may not create log groups: after teardown deleted its group, an
+    invocation still running must not bring it back (Lambda would not either)."""
+    make_function(client)
+    client("iam").delete_role_policy(RoleName="responder-role", PolicyName="logs")
+    client("lambda").invoke(FunctionName="responder", Payload=b"{}")
+    groups = client("logs").describe_log_groups(logGroupNamePrefix="/aws/lambda/")["logGroups"]
+    assert groups == []
+    (record,) = lambda_runner.invocations("responder")
+    assert record["status"] == "Success"

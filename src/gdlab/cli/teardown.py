@@ -5,7 +5,14 @@ from __future__ import annotations
 import typer
 
 from gdlab.cli.common import console, obj, print_json
-from gdlab.errors import GdlabError, LabNotFound, StepFailed, UsageError
+from gdlab.errors import (
+    DamagedState,
+    GdlabError,
+    LabCloudGone,
+    LabNotFound,
+    StepFailed,
+    UsageError,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -26,10 +33,9 @@ def teardown(
     \b
     Example: gdlab teardown --lab gd-1a2b3c --dry-run
     """
-    from gdlab.lab import lifecycle
+    from rich.markup import escape
+
     from gdlab.lab.state import validate_lab_id
-    from gdlab.render.lab import step_line
-    from gdlab.scenario import load
 
     if lab and all_labs:
         raise UsageError("--lab and --all exclude each other", "pass one of them")
@@ -37,76 +43,32 @@ def teardown(
     store = app.store
     if lab:
         validate_lab_id(lab)
-    states = []
     if all_labs:
-        cloud = app.cloud()
-        known = {
-            s.lab: s
-            for s in store.all()
-            if s.target == cloud.target and s.region == cloud.region and s.phase != "torn-down"
-        }
-        for found in lifecycle.discover_labs(cloud):
-            known.setdefault(found, None)
-        states = [(name, known[name]) for name in sorted(known)]
+        lab_ids = _every_lab(app)
     else:
         lab_id = lab or store.current()
         if lab_id is None:
             raise LabNotFound("no current lab", "pass --lab ID, or --all")
-        states = [(lab_id, store.load(lab_id) if store.exists(lab_id) else None)]
-    if not states:
-        if json_out:
-            print_json([])
-        else:
-            console().print("nothing to tear down")
-        return
+        lab_ids = [lab_id]
     out = console() if not json_out else None
     report: list[dict] = []
     failures: list[str] = []
-    for lab_id, state in states:
-        cloud = app.cloud_for_lab(state) if state else app.cloud()
-        if state is None:
-            state = lifecycle.rebuild_lost_lab(store, cloud, load(), lab_id)
-        scenario = load(state.scenario)
-        lab_ctx = lifecycle.context(cloud, state, scenario)
-        if not dry_run:
-            from gdlab.cli.setup import confirm_billable
-
-            confirm_billable(cloud, yes, f"gdlab will delete lab {lab_id}")
-        if out:
-            verb = "Would delete" if dry_run else "Tearing down"
-            out.print(f"[bold]{verb} lab {lab_id}[/bold] on {cloud.target} {cloud.region}")
+    for lab_id in lab_ids:
         try:
-            events = lifecycle.teardown(
-                lab_ctx,
-                store=store,
-                dry_run=dry_run,
-                progress=(lambda e: step_line(out, e)) if out else (lambda e: None),
-            )
+            entry = _one(app, lab_id, dry_run, yes, out, discovered_only=all_labs)
         except GdlabError as exc:
             if not all_labs:
                 raise
             # --all: one lab's failure must not keep the others alive.
             failures.append(f"{lab_id}: {exc}")
             report.append({"lab": lab_id, "dry_run": dry_run, "error": str(exc)})
+            if out:
+                out.print(f"[bold red]lab {escape(lab_id)}:[/bold red] {escape(str(exc))}")
             continue
-        report.append(
-            {
-                "lab": lab_id,
-                "dry_run": dry_run,
-                "actions": [
-                    {"key": e.key, "id": e.id, "status": e.status, "detail": e.detail}
-                    for e in events
-                ],
-            }
-        )
-        if out:
-            deleted = sum(1 for e in events if e.status in ("deleted", "would-delete"))
-            if not events:
-                out.print(f"lab {lab_id}: nothing left to delete")
-            elif dry_run:
-                out.print(f"{deleted} resource(s) would be deleted; rerun without --dry-run")
-            else:
-                out.print(f"[bold green]lab {lab_id} torn down[/bold green]: {deleted} deleted")
+        if entry is not None:
+            report.append(entry)
+    if not report and out:
+        out.print("nothing to tear down")
     if json_out:
         print_json(report if all_labs else report[0])
     if failures:
@@ -114,3 +76,118 @@ def teardown(
             f"{len(failures)} lab(s) not fully torn down: {'; '.join(failures)}",
             "rerun 'gdlab teardown --all' to finish",
         )
+
+
+def _every_lab(app) -> list[str]:  # type: ignore[no-untyped-def]
+    """Every lab of this target and region: known ones not yet torn down, damaged ones, and
+    whatever the cloud holds that is tagged or named for a lab (torn down or not)."""
+    from gdlab.lab.discovery import discover_labs
+    from gdlab.lab.state import LAB_ID
+    from gdlab.scenario import load
+
+    cloud = app.cloud()
+    sound, damaged = app.store.scan()
+    ids = {
+        s.lab
+        for s in sound
+        if (s.target, s.region) == (cloud.target, cloud.region) and s.phase != "torn-down"
+    }
+    ids |= {d.lab for d in damaged if LAB_ID.fullmatch(d.lab)}
+    ids |= discover_labs(cloud, load())
+    return sorted(ids)
+
+
+def _one(app, lab_id: str, dry_run: bool, yes: bool, out, discovered_only: bool):  # type: ignore[no-untyped-def]
+    """Tear one lab down under its lock, from a state read just now (another lab's teardown
+    may have handed it a detector a moment ago). None: nothing of it was found (--all)."""
+    from gdlab.lab.state import LabStore
+
+    store: LabStore = app.store
+    if dry_run:  # a dry run writes nothing, not even a lock file
+        return _teardown_locked(app, lab_id, dry_run, yes, out, discovered_only)
+    with store.locked(lab_id):
+        return _teardown_locked(app, lab_id, dry_run, yes, out, discovered_only)
+
+
+def _teardown_locked(app, lab_id, dry_run, yes, out, discovered_only):  # type: ignore[no-untyped-def]
+    from rich.markup import escape
+
+    from gdlab.cli.setup import confirm_billable
+    from gdlab.lab import lifecycle
+    from gdlab.lab.discovery import rebuild_lost_lab
+    from gdlab.render.lab import step_line
+    from gdlab.scenario import load
+
+    store = app.store
+    state = None
+    try:
+        state = store.load(lab_id)
+    except DamagedState as exc:
+        if out:
+            out.print(f"[yellow]{escape(str(exc.message))}: rebuilding it from the cloud[/yellow]")
+    except LabNotFound:
+        if store.exists(lab_id):
+            raise
+    if state is not None:
+        try:
+            cloud = app.cloud_for_lab(state)
+        except LabCloudGone:
+            return _forget(state, dry_run, out)
+    else:
+        cloud = app.cloud()
+        try:
+            state = rebuild_lost_lab(store, cloud, load(), lab_id, dry_run=dry_run)
+        except LabNotFound:
+            if discovered_only:
+                return None  # a name that looked like a lab's, with nothing tagged for it
+            raise
+    lab_ctx = lifecycle.context(cloud, state, load(state.scenario))
+    if not dry_run:
+        confirm_billable(cloud, yes, f"gdlab will delete lab {lab_id}")
+    if out:
+        verb = "Would delete" if dry_run else "Tearing down"
+        out.print(f"[bold]{verb} lab {lab_id}[/bold] on {cloud.target} {cloud.region}")
+    events = lifecycle.teardown(
+        lab_ctx,
+        store=store,
+        dry_run=dry_run,
+        progress=(lambda e: step_line(out, e)) if out else (lambda e: None),
+    )
+    if out:
+        deleted = sum(1 for e in events if e.status in ("deleted", "would-delete"))
+        if not events:
+            out.print(f"lab {lab_id}: nothing left to delete")
+        elif dry_run:
+            out.print(f"{deleted} resource(s) would be deleted; rerun without --dry-run")
+        else:
+            out.print(f"[bold green]lab {lab_id} torn down[/bold green]: {deleted} deleted")
+    return {
+        "lab": lab_id,
+        "dry_run": dry_run,
+        "actions": [
+            {"key": e.key, "id": e.id, "status": e.status, "detail": e.detail} for e in events
+        ],
+    }
+
+
+def _forget(state, dry_run: bool, out):  # type: ignore[no-untyped-def]
+    """A local lab whose local cloud is gone: its resources went with it; forget them."""
+    gone = [r for r in state.resources if r.status == "created"]
+    detail = "gone with its local cloud"
+    if not dry_run:
+        for res in gone:
+            res.status = "deleted"
+        state.set_phase("torn-down", "forgotten: the local cloud that held the lab is gone")
+    if out:
+        out.print(
+            f"lab {state.lab} {'would be' if dry_run else ''} forgotten: the local cloud that "
+            f"held it is gone, and its {len(gone)} resource(s) with it"
+        )
+    status = "would-delete" if dry_run else "deleted"
+    return {
+        "lab": state.lab,
+        "dry_run": dry_run,
+        "actions": [
+            {"key": r.key, "id": r.id, "status": status, "detail": detail} for r in gone
+        ],
+    }

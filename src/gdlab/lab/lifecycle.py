@@ -12,7 +12,7 @@ from gdlab.cloud import Cloud
 from gdlab.errors import (
     GdlabError,
     Interrupted,
-    LabNotFound,
+    LabBusy,
     StepFailed,
     UsageError,
     describe,
@@ -60,9 +60,11 @@ def open_lab(
     lab: str | None = None,
     email: str | None = None,
 ) -> LabState:
-    """A new lab's state, or the existing one when resuming `lab`."""
+    """A new lab's state, or the existing one when resuming `lab`; either way this process
+    holds the lab's lock from here on (a second setup of it waits, then refuses)."""
     if lab:
         validate_lab_id(lab)
+        store.acquire(lab)
         if store.exists(lab):
             state = store.load(lab)
             if state.phase == "torn-down":
@@ -77,11 +79,16 @@ def open_lab(
                 )
             if state.scenario != scenario.name:
                 raise UsageError(f"lab {lab} runs scenario {state.scenario}, not {scenario.name}")
+            _rebind_if_cloud_gone(state, cloud)
             if email:
                 state.options["email"] = email
             store.set_current(lab)
             return state
-    lab = lab or new_lab_id()
+    if not lab:
+        lab = new_lab_id()
+        while store.exists(lab):
+            lab = new_lab_id()
+        store.acquire(lab)
     state = LabState(
         lab=lab,
         scenario=scenario.name,
@@ -95,6 +102,21 @@ def open_lab(
     store.create(state)
     state.event(f"lab {lab} opened for scenario {scenario.name}", phase="setting-up")
     return state
+
+
+def _rebind_if_cloud_gone(state: LabState, cloud: Cloud) -> None:
+    """A local lab whose local cloud is gone has nothing left: start it again from scratch
+    in the running one, rather than resume ids that no longer exist."""
+    running = cloud.settings.local_cloud_id
+    if not cloud.is_local or not state.local_cloud or not running or running == state.local_cloud:
+        return
+    for res in state.resources:
+        res.status = "deleted"
+    state.local_cloud = running
+    state.event(
+        "the local cloud that held this lab is gone: building it again from scratch",
+        phase="setting-up",
+    )
 
 
 def setup(
@@ -229,11 +251,10 @@ class Doomed:
 
 
 def teardown_plan(ctx: LabContext, sweep_errors: list[str] | None = None) -> list[list[Doomed]]:
-    """What teardown deletes, group by group: the journal's ids plus what a sweep finds.
-
-    A step the journal shows as created has its id recorded, so only steps without one
-    (pending, never started, or a lost state file) are swept for by tag and name. A sweep
-    that fails for one kind of resource is reported, and the others still run."""
+    """What teardown deletes, group by group: the journal's ids plus what a sweep by tag and
+    exact name finds, for every kind of resource, so a duplicate that anything made (a race,
+    a crash between a create and its journal entry) is found and deleted too. A sweep that
+    fails for one kind of resource is reported, and the others still run."""
     state = ctx.state
     groups: list[list[Doomed]] = []
     for keys in TEARDOWN_ORDER:
@@ -241,14 +262,10 @@ def teardown_plan(ctx: LabContext, sweep_errors: list[str] | None = None) -> lis
         for key in keys:
             step = STEPS[key]
             seen: set[str] = set()
-            journaled = False
             for res in state.resources:
-                if res.key == key and res.status == "created" and res.id:
+                if res.key == key and res.status == "created" and res.id and res.id not in seen:
                     group.append(Doomed(step, res))
                     seen.add(res.id)
-                    journaled = True
-            if journaled:
-                continue
             try:
                 swept = step.find(ctx)
             except Exception as exc:
@@ -280,19 +297,33 @@ def _hand_over(
     that lab its owner, so the last lab using it removes it."""
     if store is None or res.key not in ("detector", "securityhub"):
         return None
-    for other in store.all():
-        if other.lab == state.lab or other.phase == "torn-down":
+    for candidate in store.all():
+        if candidate.lab == state.lab or not _shares(candidate, state, res):
             continue
-        if other.target != state.target or other.region != state.region:
-            continue
-        theirs = other.live(res.key)
-        if theirs and theirs.id == res.id:
-            if dry_run:
-                return other.lab
+        if dry_run:
+            return candidate.lab
+        # Read it again under its lock: a copy loaded earlier (by this or another process)
+        # must never overwrite the hand-over, nor the hand-over a change made meanwhile.
+        with store.locked(candidate.lab):
+            other = store.load(candidate.lab)
+            if not _shares(other, state, res):
+                continue
+            theirs = other.live(res.key)
+            assert theirs is not None
             theirs.ownership = "created"
             other.event(f"{res.type} {res.id} handed over by lab {state.lab}, now ours")
             return other.lab
     return None
+
+
+def _shares(other: LabState, state: LabState, res: Resource) -> bool:
+    """Whether another live lab in the same place uses the same detector or hub."""
+    if other.phase == "torn-down" or (other.target, other.region) != (state.target, state.region):
+        return False
+    if other.target == "local" and other.local_cloud != state.local_cloud:
+        return False
+    theirs = other.live(res.key)
+    return bool(theirs and theirs.id == res.id)
 
 
 def teardown(
@@ -303,7 +334,36 @@ def teardown(
     cancel: threading.Event | None = None,
 ) -> list[StepEvent]:
     """Delete everything the lab created, in dependency order. Idempotent. Once `cancel` is
-    set (a second Ctrl-C), no new delete begins and Interrupted names what is left."""
+    set (a second Ctrl-C), no new delete begins and Interrupted names what is left. A journal
+    that cannot be written (full or read-only home) does not stop the deletes: that is said
+    at the end. A dry run writes nothing."""
+    state = ctx.state
+    if dry_run:
+        return _teardown(ctx, store, True, progress, cancel)
+    state._tolerate_write_errors = True
+    try:
+        events = _teardown(ctx, store, False, progress, cancel)
+    finally:
+        state._tolerate_write_errors = False
+    if state._write_error is not None:
+        error, state._write_error = state._write_error, None
+        raise StepFailed(
+            f"lab {state.lab}: every resource was deleted, but its journal "
+            f"{state._store.path(state.lab) if state._store else ''} could not be updated: "
+            f"{(error.strerror or str(error)).lower()}",
+            f"free space in or make {state._store.home if state._store else 'the home'} "
+            f"writable, then rerun 'gdlab teardown --lab {state.lab}' to record it",
+        )
+    return events
+
+
+def _teardown(
+    ctx: LabContext,
+    store: LabStore | None,
+    dry_run: bool,
+    progress: Progress,
+    cancel: threading.Event | None,
+) -> list[StepEvent]:
     state = ctx.state
     events: list[StepEvent] = []
     failures: list[str] = []
@@ -332,7 +392,11 @@ def teardown(
                 if not dry_run:
                     state.forget(res.key)
                 continue
-            user = _hand_over(store, state, res, dry_run)
+            try:
+                user = _hand_over(store, state, res, dry_run)
+            except LabBusy as exc:  # the other lab uses it: keep it, say so, fail loudly
+                failures.append(_failed(report, doomed, exc))
+                continue
             if user:
                 report(StepEvent(res.key, step.label, "kept", res.id, detail=f"handed to {user}"))
                 if not dry_run:
@@ -375,47 +439,3 @@ def _failed(report: Progress, doomed: Doomed, exc: Exception) -> str:
         StepEvent(doomed.resource.key, doomed.step.label, "failed", doomed.resource.id, detail=line)
     )
     return f"{doomed.step.label} {doomed.resource.id}: {line}"
-
-
-def discover_labs(cloud: Cloud) -> set[str]:
-    """Lab ids that have resources in this account and region, found by tag and IAM path,
-    so `teardown --all` also removes labs whose state file is gone."""
-    from gdlab.lab.steps import LAB_TAG
-    from gdlab.lab.steps.compute import IAM_PATH
-
-    labs: set[str] = set()
-    ec2 = cloud.client("ec2")
-    tagged = [{"Name": "tag-key", "Values": [LAB_TAG]}]
-    for vpc in ec2.describe_vpcs(Filters=tagged)["Vpcs"]:
-        labs.update(t["Value"] for t in vpc.get("Tags", []) if t["Key"] == LAB_TAG)
-    for reservation in ec2.describe_instances(Filters=tagged)["Reservations"]:
-        for instance in reservation["Instances"]:
-            if instance["State"]["Name"] != "terminated":
-                labs.update(t["Value"] for t in instance.get("Tags", []) if t["Key"] == LAB_TAG)
-    for page in cloud.client("iam").get_paginator("list_roles").paginate(PathPrefix=IAM_PATH):
-        for role in page["Roles"]:
-            name = role["RoleName"]
-            if name.startswith("gdlab-") and name.count("-") >= 2:
-                labs.add(name[len("gdlab-") : name.rindex("-")])
-    return labs
-
-
-def rebuild_lost_lab(store: LabStore, cloud: Cloud, scenario: Scenario, lab: str) -> LabState:
-    """A state for a lab whose file is gone, if the cloud still holds any of its resources."""
-    state = LabState(
-        lab=lab,
-        scenario=scenario.name,
-        target=cloud.target,
-        region=cloud.region,
-        account=cloud.account,
-    )
-    ctx = context(cloud, state, scenario)
-    if not any(teardown_plan(ctx)):
-        raise LabNotFound(
-            f"no lab '{lab}': no state file in {store.dir} and nothing tagged gdlab:lab={lab} "
-            f"in {cloud.target} {cloud.region}",
-            "gdlab labs lists known labs; check --target/--region",
-        )
-    store.create(state)
-    state.event("state rebuilt from a tag sweep (the state file was lost)")
-    return state

@@ -18,13 +18,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from gdlab.errors import LabNotFound, UsageError
+from gdlab.errors import DamagedState, GdlabError, LabNotFound, UsageError
+from gdlab.lab import locks, schema
+from gdlab.lab.schema import PHASES
 
 # Setup runs steps in threads: journal changes and their writes to disk go one at a time.
 _journal_lock = threading.RLock()
 
-PHASES = ("setting-up", "ready", "triggered", "detected", "isolated", "verified", "torn-down")
-LAB_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,10}[a-z0-9]$")
+LAB_ID = re.compile(r"[a-z0-9][a-z0-9-]{1,10}[a-z0-9]")
+# How long a command waits for another one holding the same lab before it refuses.
+LOCK_WAIT_SECONDS = 5.0
+
+
+class StateWriteError(GdlabError):
+    """A lab's state file could not be written (disk full, read-only home...)."""
 
 
 def now_iso() -> str:
@@ -36,7 +43,8 @@ def new_lab_id() -> str:
 
 
 def validate_lab_id(lab: str) -> str:
-    if not LAB_ID.match(lab) or "--" in lab:
+    # fullmatch: `$` would accept a trailing newline, and the id names a file
+    if not isinstance(lab, str) or not LAB_ID.fullmatch(lab) or "--" in lab:
         raise UsageError(
             f"invalid lab id '{lab}'",
             "use 3-12 lowercase letters, digits and dashes, e.g. gd-demo1",
@@ -55,8 +63,9 @@ def gdlab_home() -> Path:
 
 
 def write_private(path: Path, text: str) -> None:
-    """Atomic write of a 0600 file: a reader never sees half a file, nobody else reads it."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Atomic write of a 0600 file: a reader never sees half a file, nobody else reads it.
+    The rename replaces a symlink at `path` instead of writing through it."""
+    locks.private_dir(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, 0o600)
@@ -67,6 +76,17 @@ def write_private(path: Path, text: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def read_private(path: Path) -> str:
+    """A file of gdlab's home, never through a symlink."""
+    fd = locks.open_nofollow(path, os.O_RDONLY)
+    with os.fdopen(fd) as handle:
+        return handle.read()
+
+
+def _plain(exc: OSError) -> str:
+    return (exc.strerror or str(exc)).lower()
 
 
 @dataclass
@@ -105,6 +125,10 @@ class LabState:
     resources: list[Resource] = field(default_factory=list)
     timeline: list[Event] = field(default_factory=list)
     _store: LabStore | None = field(default=None, repr=False, compare=False)
+    # Teardown goes on deleting when the journal cannot be written (a full or read-only
+    # home): the first such error is kept here and reported at the end.
+    _write_error: OSError | None = field(default=None, repr=False, compare=False)
+    _tolerate_write_errors: bool = field(default=False, repr=False, compare=False)
 
     # --- journal -----------------------------------------------------------------------
     def resource(self, key: str) -> Resource | None:
@@ -185,36 +209,83 @@ class LabState:
     # --- persistence ------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data.pop("_store", None)
+        for private in ("_store", "_write_error", "_tolerate_write_errors"):
+            data.pop(private, None)
         return data
 
     def save(self) -> None:
         with _journal_lock:
             self.updated_at = now_iso()
-            if self._store is not None:
+            if self._store is None:
+                return
+            try:
                 self._store.save(self)
+            except OSError as exc:
+                if not self._tolerate_write_errors:
+                    path = self._store.path(self.lab)
+                    raise StateWriteError(
+                        f"could not save lab {self.lab}'s journal to {path}: {_plain(exc)}",
+                        f"free space in or make {self._store.home} writable, then rerun the "
+                        f"command; 'gdlab teardown --lab {self.lab}' removes what was made",
+                    ) from exc
+                self._write_error = self._write_error or exc
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LabState:
+        """A state from a parsed file; the caller has checked it with schema.problems()."""
         data = dict(data)
-        resources = [Resource(**r) for r in data.pop("resources", [])]
-        timeline = [Event(**e) for e in data.pop("timeline", [])]
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        return cls(**known, resources=resources, timeline=timeline)
+        resources = [_known(Resource, r) for r in data.pop("resources", [])]
+        timeline = [_known(Event, e) for e in data.pop("timeline", [])]
+        return _known(cls, {**data, "resources": resources, "timeline": timeline})
+
+
+def _known(cls: Any, data: dict[str, Any]) -> Any:
+    """Only the public fields a file may set (never `_store` and its kind)."""
+    fields = cls.__dataclass_fields__
+    return cls(**{k: v for k, v in data.items() if k in fields and not k.startswith("_")})
+
+
+@dataclass
+class Damaged:
+    """A state file that failed its checks, for `gdlab labs` to list."""
+
+    lab: str
+    path: Path
+    reason: str
 
 
 class LabStore:
     """The labs/ folder under gdlab's home, plus the 'current lab' pointer."""
 
-    def __init__(self, home: Path | None = None):
+    def __init__(self, home: Path | None = None, on_wait: Any = None):
         self.home = home or gdlab_home()
         self.dir = self.home / "labs"
+        # Told once, in one line, when a command waits for another holding the lab.
+        self.on_wait = on_wait
+
+    # --- one command at a time per lab, across processes ----------------------------
+    def lock_path(self, lab: str) -> Path:
+        return self.dir / f"{lab}.lock"
+
+    def acquire(self, lab: str, wait_seconds: float = LOCK_WAIT_SECONDS) -> None:
+        """Hold lab's lock for the rest of this process (or until release): every command
+        that changes a lab holds it, so two never interleave their journal writes."""
+        validate_lab_id(lab)
+        locks.acquire(self.lock_path(lab), f"lab {lab}", wait_seconds, self.on_wait)
+
+    def release(self, lab: str) -> None:
+        locks.release(self.lock_path(lab))
+
+    def locked(self, lab: str, wait_seconds: float = LOCK_WAIT_SECONDS) -> Any:
+        validate_lab_id(lab)
+        return locks.locked(self.lock_path(lab), f"lab {lab}", wait_seconds, self.on_wait)
 
     def path(self, lab: str) -> Path:
         return self.dir / f"{lab}.json"
 
     def exists(self, lab: str) -> bool:
-        return self.path(lab).is_file()
+        """A state file (sound or damaged) is there for this lab."""
+        return os.path.lexists(self.path(lab))
 
     def create(self, state: LabState) -> LabState:
         state._store = self
@@ -226,39 +297,83 @@ class LabStore:
         write_private(self.path(state.lab), json.dumps(state.to_dict(), indent=2) + "\n")
 
     def load(self, lab: str) -> LabState:
+        """The lab's state, checked: DamagedState names what is wrong and what to do."""
+        validate_lab_id(lab)
         path = self.path(lab)
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(read_private(path))
         except FileNotFoundError:
             raise LabNotFound(
                 f"no lab '{lab}' in {self.dir}", "gdlab labs lists the labs gdlab knows"
             ) from None
-        except json.JSONDecodeError as exc:
-            raise LabNotFound(f"state file {path} is damaged: {exc}") from exc
+        except locks.UnsafePath:
+            raise self._damaged(lab, "it is a symlink") from None
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise self._damaged(lab, f"it is not JSON ({exc})") from None
+        except OSError as exc:
+            raise LabNotFound(f"cannot read lab {lab}'s state file {path}: {_plain(exc)}") from exc
+        found = schema.problems(data, lab)
+        if found:
+            more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+            raise self._damaged(lab, found[0] + more)
         state = LabState.from_dict(data)
         state._store = self
         return state
 
-    def all(self) -> list[LabState]:
+    def _damaged(self, lab: str, reason: str) -> DamagedState:
+        return DamagedState(
+            f"lab {lab}'s state file {self.path(lab)} is damaged: {reason}",
+            f"'gdlab teardown --lab {lab}' rebuilds it from the cloud's tags and removes the "
+            "lab; or repair the file",
+            reason=reason,
+        )
+
+    def scan(self) -> tuple[list[LabState], list[Damaged]]:
+        """Every lab with a state file: the sound ones (oldest first) and the damaged ones.
+        A file whose name is not a lab id is damaged too; none stops the others."""
         if not self.dir.is_dir():
-            return []
-        labs = []
+            return [], []
+        labs: list[LabState] = []
+        damaged: list[Damaged] = []
         for path in sorted(self.dir.glob("*.json")):
+            lab = path.name[: -len(".json")]
             try:
-                labs.append(self.load(path.stem))
-            except LabNotFound:
+                validate_lab_id(lab)
+            except UsageError:
+                damaged.append(Damaged(lab, path, "its name is not a lab id"))
                 continue
-        return sorted(labs, key=lambda s: s.created_at)
+            try:
+                labs.append(self.load(lab))
+            except DamagedState as exc:
+                damaged.append(Damaged(lab, path, exc.reason))
+            except LabNotFound:
+                continue  # removed while we looked
+        return sorted(labs, key=lambda s: s.created_at), damaged
+
+    def all(self) -> list[LabState]:
+        return self.scan()[0]
+
+    def set_aside(self, lab: str) -> Path:
+        """Move a damaged state file out of the way (kept for a person to read)."""
+        path = self.path(lab)
+        aside = path.with_name(f"{path.name}.damaged-{datetime.now():%Y%m%d%H%M%S}")
+        os.replace(path, aside)
+        return aside
 
     def current(self) -> str | None:
         pointer = self.home / "current"
         try:
-            lab = pointer.read_text().strip()
-        except FileNotFoundError:
+            lab = read_private(pointer).strip()
+        except (OSError, UnicodeDecodeError, GdlabError):
             return None
-        return lab if lab and self.exists(lab) else None
+        try:
+            validate_lab_id(lab)
+        except UsageError:
+            return None
+        return lab if self.exists(lab) else None
 
     def set_current(self, lab: str) -> None:
+        validate_lab_id(lab)
         write_private(self.home / "current", lab + "\n")
 
     def resolve(self, lab: str | None) -> LabState:
