@@ -87,6 +87,16 @@ def test_instance_without_groups_shows_the_vpc_default(ec2, net):
     assert groups_of(ec2, instance["InstanceId"])[0] == [default]
 
 
+def test_terminating_a_terminated_instance_succeeds(ec2, net):
+    """AWS: TerminateInstances on a terminated instance is a no-op that succeeds (a teardown
+    killed after the call and before its journal entry must be able to finish)."""
+    instance = launch(ec2, net)["InstanceId"]
+    ec2.terminate_instances(InstanceIds=[instance])
+    (again,) = ec2.terminate_instances(InstanceIds=[instance])["TerminatingInstances"]
+    assert again["PreviousState"]["Name"] == "terminated"  # (moto's template always says
+    # CurrentState shutting-down; gdlab waits for 'terminated' with DescribeInstances)
+
+
 def test_delete_group_in_use_is_a_dependency_violation(ec2, net):
     instance = launch(ec2, net)
     with pytest.raises(ClientError) as excinfo:

@@ -44,32 +44,45 @@ def labs(
     ctx: typer.Context,
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
-    """List the labs set up from this machine (* marks the current lab).
+    """List the labs set up from this machine (* marks the current lab); a damaged state
+    file is listed as such, with what is wrong.
 
     Example: gdlab labs
     """
     store = obj(ctx).store
-    found = store.all()
+    found, damaged = store.scan()
     current = store.current()
     if json_out:
-        print_json(
-            [
-                {
-                    "lab": s.lab,
-                    "scenario": s.scenario,
-                    "target": s.target,
-                    "region": s.region,
-                    "phase": s.phase,
-                    "current": s.lab == current,
-                    "created_at": s.created_at,
-                }
-                for s in found
-            ]
-        )
+        rows = [
+            {
+                "lab": s.lab,
+                "scenario": s.scenario,
+                "target": s.target,
+                "region": s.region,
+                "phase": s.phase,
+                "current": s.lab == current,
+                "created_at": s.created_at,
+            }
+            for s in found
+        ]
+        rows += [
+            {
+                "lab": d.lab,
+                "scenario": None,
+                "target": None,
+                "region": None,
+                "phase": "damaged",
+                "current": d.lab == current,
+                "created_at": None,
+                "damaged": d.reason,
+            }
+            for d in damaged
+        ]
+        print_json(rows)
         return
     from gdlab.render.lab import labs_table
 
-    labs_table(console(), found, current)
+    labs_table(console(), found, current, damaged)
 
 
 def status(

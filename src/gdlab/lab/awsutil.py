@@ -9,16 +9,16 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-# Codes that mean "already gone": deleting something absent is success.
+# Codes that mean "already gone": deleting something absent is success. Decided by the
+# error code alone, never by message text (messages change and are not part of the API).
 NOT_FOUND_CODES = {
-    "NoSuchEntity",
-    "NoSuchBucket",
+    "NoSuchEntity",  # IAM
+    "NoSuchBucket",  # S3
     "NoSuchKey",
-    "ResourceNotFoundException",
+    "ResourceNotFoundException",  # Lambda, CloudWatch Logs, EventBridge, Security Hub
+    "NotFound",  # SNS
     "NotFoundException",
-    "NotFound",
-    "InvalidPermission.NotFound",
-    "InvalidParameterValue",  # EC2 answers this for some already-deleted ids
+    "Gateway.NotAttached",  # EC2: detaching a gateway that is no longer attached
 }
 
 
@@ -33,17 +33,11 @@ def error_message(exc: BaseException) -> str:
 
 
 def is_not_found(exc: BaseException) -> bool:
+    """Whether AWS says the thing is already gone. EC2 names every such code `<Id>.NotFound`
+    (InvalidInstanceID.NotFound, InvalidNetworkInterfaceID.NotFound, ...). GuardDuty has no
+    not-found code at all (it answers BadRequestException): its steps look first instead."""
     code = error_code(exc)
-    if not code:
-        return False
-    if code in NOT_FOUND_CODES or code.endswith(".NotFound") or code.endswith("NotFound"):
-        return code != "InvalidParameterValue" or "not found" in error_message(exc).lower()
-    # GuardDuty answers 400 BadRequestException for ids that no longer exist.
-    return (
-        code == "BadRequestException"
-        and "not" in error_message(exc).lower()
-        and ("found" in error_message(exc).lower() or "owned" in error_message(exc).lower())
-    )
+    return bool(code) and (code in NOT_FOUND_CODES or code.endswith(".NotFound"))
 
 
 def ignore_not_found(call: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:

@@ -253,6 +253,12 @@ class Damaged:
     path: Path
     reason: str
 
+    @property
+    def hint(self) -> str:
+        if LAB_ID.fullmatch(self.lab) and "--" not in self.lab:
+            return f"'gdlab teardown --lab {self.lab}' rebuilds it from the cloud and removes it"
+        return f"gdlab never writes such a name: remove {self.path}"
+
 
 class LabStore:
     """The labs/ folder under gdlab's home, plus the 'current lab' pointer."""

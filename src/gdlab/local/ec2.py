@@ -81,6 +81,18 @@ _orig_prep_nics = Instance.prep_nics
 _orig_run_instances = InstanceBackend.run_instances
 _orig_allocate_address = ElasticAddressBackend.allocate_address
 _orig_delete_security_group = SecurityGroupBackend.delete_security_group
+_orig_terminate = Instance.terminate
+
+
+def _terminate(self: Any) -> Any:
+    """Terminating a terminated instance changes nothing and succeeds, as on AWS (moto would
+    delete its already deleted interfaces again and answer InvalidNetworkInterfaceID.NotFound,
+    so a teardown interrupted after TerminateInstances could never finish)."""
+    if self._state.name == "terminated":
+        import copy
+
+        return copy.copy(self._state)
+    return _orig_terminate(self)
 
 
 def _prep_nics(self: Any, nic_spec: list[dict[str, Any]], *args: Any, **kwargs: Any) -> None:
@@ -170,6 +182,7 @@ def install() -> None:
         return
     Instance.security_groups = property(_get_groups, _set_groups)  # type: ignore[assignment]
     Instance.prep_nics = _prep_nics  # type: ignore[method-assign]
+    Instance.terminate = _terminate  # type: ignore[method-assign]
     InstanceBackend.run_instances = _run_instances  # type: ignore[method-assign]
     NetworkInterface.group_set = property(_eni_group_set)  # type: ignore[assignment]
     InstanceBackend.modify_instance_security_groups = (  # type: ignore[method-assign]

@@ -81,8 +81,10 @@ def status_view(console: Console, state: Any) -> None:
     console.print(timeline)
 
 
-def labs_table(console: Console, labs: list[Any], current: str | None) -> None:
-    if not labs:
+def labs_table(
+    console: Console, labs: list[Any], current: str | None, damaged: list[Any] = ()
+) -> None:
+    if not labs and not damaged:
         console.print("no labs yet — 'gdlab setup' creates one, 'gdlab run' runs the whole lab")
         return
     table = Table()
@@ -106,5 +108,14 @@ def labs_table(console: Console, labs: list[Any], current: str | None) -> None:
             str(live),
             state.created_at[5:16].replace("T", " "),
         )
+    for bad in damaged:
+        mark = "* " if bad.lab == current else "  "
+        shown = escape(mark + repr(bad.lab)[1:-1])  # a hostile name shows its \n, never acts
+        table.add_row(shown, "", "", "", "[bold red]damaged[/bold red]", "", "")
     console.print(table)
+    for bad in damaged:
+        console.print(
+            f"[red]{escape(repr(bad.lab)[1:-1])}[/red]: {escape(bad.reason)} — {escape(bad.hint)}",
+            soft_wrap=True,
+        )
 

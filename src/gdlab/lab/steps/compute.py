@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from gdlab.errors import PreflightError
+from gdlab.lab import locks
 from gdlab.lab.awsutil import (
     code_in,
     error_code,
     ignore_not_found,
+    is_not_found,
     message_has,
     retry,
     tag_list,
@@ -171,10 +174,33 @@ class ElasticIp(Step):
     key, type, label = "eip", "AWS::EC2::EIP", "Elastic IP of the malicious instance"
 
     def create(self, ctx: LabContext) -> None:
-        address = _ec2(ctx).allocate_address(
-            Domain="vpc",
-            TagSpecifications=ctx.tag_specs("elastic-ip", name=ctx.name("malicious_instance")),
-        )
+        # Check and allocate as one step among gdlab's processes: two setups that both passed
+        # the preflight must not both allocate the last address of the quota.
+        store = ctx.state._store
+        if store is None:
+            return self._allocate(ctx)
+        cloud = ctx.cloud
+        where = f"{cloud.target}-{cloud.account}-{cloud.region}"
+        with locks.locked(store.home / "locks" / f"eip-{where}.lock", "the Elastic IP quota",
+                          wait_seconds=max(30.0, ctx.patience_seconds)):
+            cloud.preflight(eips_needed=1)
+            self._allocate(ctx)
+
+    def _allocate(self, ctx: LabContext) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            address = _ec2(ctx).allocate_address(
+                Domain="vpc",
+                TagSpecifications=ctx.tag_specs("elastic-ip", name=ctx.name("malicious_instance")),
+            )
+        except ClientError as exc:
+            if error_code(exc) != "AddressLimitExceeded":
+                raise
+            raise PreflightError(
+                f"Elastic IP quota exhausted in {ctx.cloud.region}: AWS refused a new address",
+                "release an unused Elastic IP or request a quota increase, then rerun setup",
+            ) from exc
         ctx.created(self, address["AllocationId"], public_ip=address["PublicIp"])
 
     def find(self, ctx: LabContext) -> list[Found]:
@@ -319,8 +345,8 @@ class Instance(Step):
                 deadline_seconds=min(ctx.patience_seconds, 60.0),
             )
         except ClientError as exc:
-            if error_code(exc) != "InvalidInstanceID.NotFound":
-                raise  # still unknown after the window: it never ran, or is long gone
+            if not is_not_found(exc):
+                raise  # InvalidInstanceID.NotFound after the window: never ran, or long gone
 
     def finish_delete(self, ctx: LabContext, res: Resource) -> None:
         from botocore.exceptions import WaiterError

@@ -151,7 +151,10 @@ class Detector(Step):
         return found
 
     def delete(self, ctx: LabContext, res: Resource) -> None:
-        ignore_not_found(ctx.cloud.client("guardduty").delete_detector, DetectorId=res.id)
+        # GuardDuty has no not-found error code: gone is what ListDetectors no longer shows.
+        guardduty = ctx.cloud.client("guardduty")
+        if res.id in guardduty.list_detectors()["DetectorIds"]:
+            guardduty.delete_detector(DetectorId=res.id)
 
 
 class ThreatIntelSet(Step):
@@ -216,12 +219,16 @@ class ThreatIntelSet(Step):
     def delete(self, ctx: LabContext, res: Resource) -> None:
         detector = ctx.state.live("detector")
         detector_id = res.attrs.get("detector_id") or (detector.id if detector else None)
-        if detector_id and res.id:
-            ignore_not_found(
-                ctx.cloud.client("guardduty").delete_threat_intel_set,
-                DetectorId=detector_id,
-                ThreatIntelSetId=res.id,
-            )
+        if not detector_id or not res.id:
+            return
+        # GuardDuty has no not-found error code: look before deleting (a set goes with its
+        # detector, and a detector that is gone is not listed).
+        guardduty = ctx.cloud.client("guardduty")
+        if detector_id not in guardduty.list_detectors()["DetectorIds"]:
+            return
+        sets = guardduty.get_paginator("list_threat_intel_sets").paginate(DetectorId=detector_id)
+        if any(res.id in page["ThreatIntelSetIds"] for page in sets):
+            guardduty.delete_threat_intel_set(DetectorId=detector_id, ThreatIntelSetId=res.id)
 
 
 class SecurityHub(Step):
