@@ -7,17 +7,44 @@ credentials differ.
 from __future__ import annotations
 
 import os
+import re
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from gdlab import __version__
-from gdlab.errors import ConfigError, PreflightError, UsageError
+from gdlab.errors import (
+    ConfigError,
+    PreflightError,
+    UsageError,
+    describe_endpoint_error,
+    endpoint_hint,
+    safe_url,
+    shown,
+)
 
 TARGETS = ("local", "aws")
 LOCAL_DEFAULT_REGION = "us-east-1"
 # The local cloud accepts any credentials; fixed ones keep a user's real keys away from it.
 LOCAL_CREDENTIALS = {"aws_access_key_id": "gdlablocal", "aws_secret_access_key": "gdlablocal"}
+
+# Every client: standard retries (throttling, 5xx) — 5 retries after the first attempt.
+RETRIES = 5
+# The preflight (the identity check first of all) is every command's first call: it must
+# answer quickly whatever sits at the endpoint, so its calls are bounded and retried once:
+# at most 2 x (connect + read) timeouts, about 25 s, instead of 6 x 60 s. Watch's polls use
+# the same bounds (Cloud.bounded()): the poll loop is their retry.
+BOUNDED_ATTEMPTS = 2
+BOUNDED_CONNECT_TIMEOUT = 5.0
+BOUNDED_READ_TIMEOUT = 12.0
+# STS error codes that mean the credentials themselves were refused.
+CREDENTIAL_CODES = {
+    "InvalidClientTokenId", "SignatureDoesNotMatch", "ExpiredToken", "ExpiredTokenException",
+    "AccessDenied", "AccessDeniedException", "UnrecognizedClientException",
+    "InvalidAccessKeyId", "AuthFailure", "IncompleteSignature", "InvalidToken",
+    "RequestExpired", "MissingAuthenticationToken",
+}
 
 
 @dataclass
@@ -80,6 +107,10 @@ class Cloud:
     # Calls made per "service.Operation", for the run summary and the benchmarks.
     api_calls: dict[str, int] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # The last raw answer a preflight call received (status, content type, first bytes).
+    last_answer: dict[str, Any] | None = field(default=None, repr=False)
+    # True for a view whose every client is bounded (see bounded()).
+    all_bounded: bool = field(default=False, repr=False)
 
     @property
     def target(self) -> str:
@@ -130,16 +161,47 @@ class Cloud:
 
     def client(self, service: str) -> Any:
         """A cached client with explicit standard retries and gdlab's user agent."""
+        return self._client(service, bounded=self.all_bounded)
+
+    def preflight_client(self, service: str) -> Any:
+        """A client for the preflight's calls: short timeouts, one retry, and the last raw
+        answer kept (`last_answer`) to say what came back when it is not AWS's."""
+        return self._client(service, bounded=True)
+
+    def bounded(self) -> Cloud:
+        """The same cloud (session, account, call counts) whose clients all give up fast:
+        for loops that poll, where the next round is the retry and an endpoint that stopped
+        answering must be noticed in seconds, not after 6 x 60 s per call."""
+        view = Cloud(
+            self.settings,
+            _session=self._session_obj(),
+            _account=self._account,
+            api_calls=self.api_calls,
+            _lock=self._lock,
+            all_bounded=True,
+        )
+        return view
+
+    def _client(self, service: str, bounded: bool) -> Any:
+        key = f"{service}#preflight" if bounded else service
         with self._lock:
-            if service not in self._clients:
+            if key not in self._clients:
                 from botocore.config import Config
 
-                config = Config(
-                    retries={"mode": "standard", "max_attempts": 5},
-                    user_agent_extra=f"gdlab/{__version__}",
-                    connect_timeout=5 if self.is_local else 10,
-                    read_timeout=30 if self.is_local else 60,
-                )
+                if bounded:
+                    config = Config(
+                        retries={"mode": "standard", "total_max_attempts": BOUNDED_ATTEMPTS},
+                        user_agent_extra=f"gdlab/{__version__}",
+                        connect_timeout=BOUNDED_CONNECT_TIMEOUT,
+                        read_timeout=BOUNDED_READ_TIMEOUT,
+                    )
+                else:
+                    config = Config(
+                        retries={"mode": "standard", "max_attempts": RETRIES},
+                        user_agent_extra=f"gdlab/{__version__}",
+                        connect_timeout=5 if self.is_local else 10,
+                        read_timeout=30 if self.is_local else 60,
+                    )
                 client = self._session_obj().client(
                     service,
                     region_name=self.region,
@@ -147,8 +209,20 @@ class Cloud:
                     config=config,
                 )
                 client.meta.events.register("before-call", self._count_call)
-                self._clients[service] = client
-            return self._clients[service]
+                if bounded:
+                    client.meta.events.register("before-parse", self._keep_answer)
+                self._clients[key] = client
+            return self._clients[key]
+
+    def _keep_answer(self, response_dict: Any = None, **_: Any) -> None:
+        if response_dict is not None:
+            body = response_dict.get("body")
+            self.last_answer = {
+                "status": response_dict.get("status_code"),
+                "content_type": (response_dict.get("headers") or {}).get("content-type", ""),
+                "head": body[:512] if isinstance(body, (bytes, bytearray)) else b"",
+                "size": len(body) if isinstance(body, (bytes, bytearray)) else None,
+            }
 
     def _count_call(self, model: Any, **_: Any) -> None:
         key = f"{model.service_model.service_name}.{model.name}"
@@ -161,32 +235,72 @@ class Cloud:
 
     @property
     def account(self) -> str:
-        """The account id, from STS GetCallerIdentity (also proves the credentials work)."""
+        """The account id, from STS GetCallerIdentity (also proves the credentials work and
+        that the endpoint speaks AWS); bounded in time whatever the endpoint does."""
         if self._account is None:
-            from botocore.exceptions import (
-                BotoCoreError,
-                ClientError,
-                NoCredentialsError,
-            )
-
-            try:
-                self._account = self.client("sts").get_caller_identity()["Account"]
-            except NoCredentialsError as exc:
-                raise ConfigError(
-                    "no AWS credentials found",
-                    "set AWS_PROFILE or run 'aws configure' (or use --target local)",
-                ) from exc
-            except ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code", "")
-                raise ConfigError(
-                    f"AWS credentials were rejected ({code})",
-                    "refresh them (aws sso login / aws configure) and retry",
-                ) from exc
-            except BotoCoreError as exc:
-                raise ConfigError(
-                    f"cannot reach AWS: {exc}", "check the network and region"
-                ) from exc
+            self._account = self._identity()
         return self._account
+
+    def _identity(self) -> str:
+        from botocore.exceptions import ClientError, NoCredentialsError
+
+        sts = self.preflight_client("sts")
+        where = self.endpoint_url or sts.meta.endpoint_url
+        self.last_answer = None
+        started = time.monotonic()
+        try:
+            identity = sts.get_caller_identity()
+        except NoCredentialsError as exc:
+            raise ConfigError(
+                "no AWS credentials found",
+                "set AWS_PROFILE or run 'aws configure' (or use --target local)",
+            ) from exc
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code") or "")
+            if code and not code.isdigit():  # an AWS error, from AWS or a faithful emulator
+                if code in CREDENTIAL_CODES:
+                    raise ConfigError(
+                        f"AWS credentials were rejected ({code})",
+                        "refresh them (aws sso login / aws configure) and retry",
+                    ) from exc
+                message = shown(exc.response.get("Error", {}).get("Message") or "", 160)
+                raise ConfigError(
+                    f"STS at {safe_url(where)} could not check the credentials: {code}"
+                    + (f": {message}" if message else ""),
+                    "retry in a minute; " + endpoint_hint(where, self.is_local),
+                ) from exc
+            raise self._not_aws(where) from exc
+        except Exception as exc:  # noqa: BLE001 - whatever the endpoint did, one line
+            known = describe_endpoint_error(
+                exc, where, within=time.monotonic() - started, local=self.is_local
+            )
+            if self.last_answer and not _is_connection_error(exc):
+                raise self._not_aws(where) from exc  # it answered: say what, not the body
+            if known is None:
+                raise
+            raise ConfigError(*known) from exc
+        account = identity.get("Account") if isinstance(identity, dict) else None
+        if not isinstance(account, str) or not re.fullmatch(r"\d{12}", account):
+            raise self._not_aws(where)
+        return account
+
+    def _not_aws(self, where: str | None) -> ConfigError:
+        """The endpoint answered, but not as AWS STS does: say what came back, not the body."""
+        answer = self.last_answer or {}
+        status = answer.get("status")
+        what = what_came_back(answer)
+        kind = shown(answer.get("content_type") or "", 40)
+        if status and status >= 400:
+            line = f"it answered HTTP {status}" + (f" with {what}" if what else "")
+        elif status:
+            line = f"it sent {what or 'an answer without an account id'} (HTTP {status}"
+            line += f", {kind})" if kind else ")"
+        else:
+            line = "its answer has no account id"
+        return ConfigError(
+            f"the endpoint {safe_url(where)} did not answer as AWS STS does: {line}",
+            endpoint_hint(where, self.is_local),
+        )
 
     def partition(self) -> str:
         region = self.region
@@ -204,7 +318,7 @@ class Cloud:
         """Checks made before any create: region, credentials, Elastic IP headroom."""
         region = self.region
         account = self.account
-        ec2 = self.client("ec2")
+        ec2 = self.preflight_client("ec2")
         attrs = ec2.describe_account_attributes(AttributeNames=["vpc-max-elastic-ips"])
         limit = None
         for attr in attrs.get("AccountAttributes", []):
@@ -218,3 +332,32 @@ class Cloud:
                 "release an unused Elastic IP or request a quota increase, then retry",
             )
         return {"account": account, "region": region, "eips_in_use": in_use, "eip_limit": limit}
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+    from botocore.exceptions import HTTPClientError
+
+    return isinstance(exc, (BotoConnectionError, HTTPClientError))
+
+
+def what_came_back(answer: dict[str, Any]) -> str:
+    """'an HTML page', 'JSON', '6,000 bytes that are not XML'... from a raw answer's first
+    bytes and content type; never the bytes themselves."""
+    head = bytes(answer.get("head") or b"")
+    size = answer.get("size")
+    kind = (answer.get("content_type") or "").lower()
+    start = head.lstrip()[:64].lower()
+    if not size:
+        return "an empty body" if size == 0 else ""
+    if "html" in kind or start.startswith((b"<!doctype html", b"<html")):
+        return "an HTML page"
+    if "json" in kind or start[:1] in (b"{", b"["):
+        return "JSON"
+    if start.startswith(b"<"):
+        return "XML that is not an STS answer"
+    try:
+        head.decode("utf-8")
+        return f"{size:,} bytes of text that is not XML"
+    except UnicodeDecodeError:
+        return f"{size:,} bytes that are not text"

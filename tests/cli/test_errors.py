@@ -1,5 +1,8 @@
 """Bad input gets one clear line and the right exit code, never a traceback."""
 
+import errno
+import os
+
 import pytest
 
 AWS = ("--target", "aws", "--region", "us-east-1")
@@ -110,3 +113,85 @@ def test_run_usage_errors_exit_2_before_anything_starts(run_cli, gdlab_home, arg
     assert expected in one_line(err)
     assert not (gdlab_home / "local").exists()  # no local cloud was started
     assert not (gdlab_home / "labs").exists()
+
+
+# --- the OS's errors: a sentence saying what failed where, and what to do -----------------
+def test_home_under_a_regular_file(run_cli, mocked_aws, monkeypatch, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("GDLAB_HOME", str(blocker / "home"))
+    code, _, err = run_cli(*AWS, "setup", "--yes")
+    line = one_line(err)
+    assert code == 1
+    assert f"cannot use {blocker}/home" in line and "not a directory" in line
+    assert f"{blocker} is a file, not a folder" in line and "GDLAB_HOME" in line
+    assert "Errno" not in line and "NotADirectoryError" not in line
+
+
+@pytest.mark.parametrize(
+    "number, reason, advice",
+    [
+        (errno.ENOSPC, "no space left on device",
+         "free some space on the disk holding /data/gdlab/labs"),
+        (errno.EROFS, "read-only file system",
+         "make /data/gdlab/labs writable or set GDLAB_HOME to a writable folder"),
+        (errno.EACCES, "permission denied",
+         "make /data/gdlab/labs writable for this user or set GDLAB_HOME to a writable folder"),
+    ],
+)
+def test_os_errors_reaching_the_edge(run_cli, monkeypatch, number, reason, advice):
+    import gdlab.scenario
+
+    def broken(*_, **__):
+        raise OSError(number, os.strerror(number), "/data/gdlab/labs/gd-abc123.json")
+
+    monkeypatch.setattr(gdlab.scenario, "list_scenarios", broken)
+    code, _, err = run_cli("scenarios")
+    line = one_line(err)
+    assert code == 1
+    assert f"cannot use /data/gdlab/labs/gd-abc123.json: {reason} — {advice}" in line
+    assert "Errno" not in line and "OSError" not in line
+
+
+def test_os_error_without_a_path():
+    from gdlab.errors import describe
+
+    line, code = describe(OSError(errno.ENOSPC, "No space left on device"))
+    assert code == 1 and "no space left on device" in line and "free some disk space" in line
+    assert "\n" not in line
+
+
+def test_raw_errors_are_one_bounded_line():
+    from gdlab.errors import describe
+
+    line, code = describe(ValueError("first\nsecond " + "x" * 10_000))
+    assert code == 1 and "\n" not in line and len(line) < 400
+    assert line.startswith("ValueError: first second")
+
+
+def test_botocore_timeouts_are_not_mistaken_for_disk_errors():
+    """botocore's timeouts are OSErrors (through requests): they name the endpoint."""
+    from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
+
+    from gdlab.errors import describe
+
+    line, _ = describe(ReadTimeoutError(endpoint_url="https://example.test/"))
+    assert line.startswith("the endpoint https://example.test did not answer in time")
+    assert "check --endpoint-url / AWS_ENDPOINT_URL" in line
+    line, _ = describe(ConnectTimeoutError(endpoint_url="https://sts.us-east-1.amazonaws.com/"))
+    assert line.startswith("cannot connect to https://sts.us-east-1.amazonaws.com in time")
+    assert "check the network" in line
+
+
+def test_a_client_error_from_a_non_aws_answer_is_named_so():
+    from botocore.exceptions import ClientError
+
+    from gdlab.errors import describe
+
+    exc = ClientError({"Error": {"Code": "502", "Message": "Bad Gateway"},
+                       "ResponseMetadata": {"HTTPStatusCode": 502,
+                                            "HTTPHeaders": {"content-type": "text/html"}}},
+                      "DescribeVpcs")
+    line, code = describe(exc)
+    assert code == 1
+    assert "did not answer as AWS does: it answered HTTP 502 (text/html)" in line
