@@ -292,3 +292,107 @@ def test_a_shared_detector_goes_to_the_lab_still_using_it(new_lab, cloud, store,
     second.state = store.load("gd-second")
     lifecycle.teardown(second, store)
     assert "detector" not in leftovers()  # the last lab using it removed it
+
+
+# --- nothing leaks, whatever happens ------------------------------------------------------
+def test_teardown_deletes_duplicates_the_journal_never_saw(new_lab, cloud, store, leftovers):
+    """A race or a crash between a create and its journal entry can leave a second copy:
+    teardown sweeps every kind of resource by tag, not only what the journal lacks."""
+    ctx = new_lab("gd-dup1")
+    lifecycle.setup(ctx)
+    ec2 = cloud.client("ec2")
+    spec = ctx.tag_specs("vpc", name="duplicate")
+    ec2.create_vpc(CidrBlock="10.1.0.0/24", TagSpecifications=spec)
+    ec2.allocate_address(Domain="vpc", TagSpecifications=ctx.tag_specs("elastic-ip"))
+    lifecycle.teardown(ctx, store)
+    assert leftovers() == {}
+
+
+def test_teardown_finishes_after_instances_were_terminated_behind_its_back(
+    new_lab, cloud, store, leftovers
+):
+    """kill -9 after TerminateInstances and before the journal said so: the next teardown
+    finds them terminated (or gone) and finishes."""
+    ctx = new_lab("gd-kill1")
+    lifecycle.setup(ctx)
+    ids = [ctx.id_of("instance-compromised"), ctx.id_of("instance-malicious")]
+    cloud.client("ec2").terminate_instances(InstanceIds=ids)
+    lifecycle.teardown(ctx, store)
+    assert leftovers() == {}
+    assert store.load("gd-kill1").phase == "torn-down"
+
+
+def test_teardown_goes_on_when_the_journal_cannot_be_written(
+    new_lab, cloud, store, leftovers, monkeypatch
+):
+    import errno
+
+    ctx = new_lab("gd-full1")
+    lifecycle.setup(ctx)
+
+    def disk_full(_state):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(store, "save", disk_full)
+    with pytest.raises(StepFailed) as err:
+        lifecycle.teardown(ctx, store)
+    assert leftovers() == {}
+    text = str(err.value)
+    assert "every resource was deleted" in text and "no space left on device" in text
+    assert "gdlab teardown --lab gd-full1" in text
+    monkeypatch.undo()
+    lifecycle.teardown(lifecycle.context(cloud, store.load("gd-full1"), ctx.scenario), store)
+    assert store.load("gd-full1").phase == "torn-down"
+
+
+def test_hand_over_reaches_a_lab_loaded_before_it(new_lab, cloud, store, scenario, leftovers):
+    """teardown --all used to load every lab first: lab b's stale copy then overwrote the
+    detector and hub handed over by lab a, and both leaked. The hand-over is written under
+    b's lock into b as it is on disk, and b is read afresh for its own teardown."""
+    a = new_lab("gd-own1")
+    lifecycle.setup(a)
+    b = new_lab("gd-use1")
+    lifecycle.setup(b)
+    assert b.state.live("detector").ownership == "adopted"
+    b.state.event("b's last change, on disk")
+    lifecycle.teardown(a, store)
+    fresh_b = store.load("gd-use1")
+    assert fresh_b.live("detector").ownership == "created"
+    assert fresh_b.live("securityhub").ownership == "created"
+    assert any(e.message == "b's last change, on disk" for e in fresh_b.timeline)
+    lifecycle.teardown(lifecycle.context(cloud, fresh_b, scenario), store)
+    assert leftovers() == {}
+
+
+def test_a_dry_run_writes_nothing(new_lab, cloud, store, scenario):
+    ctx = new_lab("gd-dry1")
+    lifecycle.setup(ctx)
+    before = store.path("gd-dry1").read_bytes()
+    events = lifecycle.teardown(ctx, store, dry_run=True)
+    assert events and all(e.status in ("would-delete", "kept") for e in events)
+    assert store.path("gd-dry1").read_bytes() == before
+    store.path("gd-dry1").unlink()
+    rebuilt = discovery.rebuild_lost_lab(store, cloud, scenario, "gd-dry1", dry_run=True)
+    assert rebuilt.lab == "gd-dry1" and not store.exists("gd-dry1")
+    lifecycle.teardown(lifecycle.context(cloud, rebuilt, scenario), store, dry_run=True)
+    assert not store.exists("gd-dry1")
+
+
+def test_a_damaged_state_file_is_rebuilt_from_the_sweep_and_kept_aside(
+    new_lab, cloud, store, scenario, leftovers
+):
+    lifecycle.setup(new_lab("gd-dmg1"))
+    store.path("gd-dmg1").write_text('{"lab": "../../etc/victim"}')
+    state = discovery.rebuild_lost_lab(store, cloud, scenario, "gd-dmg1")
+    kept = list(store.dir.glob("gd-dmg1.json.damaged-*"))
+    assert len(kept) == 1 and "victim" in kept[0].read_text()
+    lifecycle.teardown(lifecycle.context(cloud, state, scenario), store)
+    assert leftovers() == {}
+
+
+def test_discovery_finds_a_lab_from_any_single_leftover(new_lab, cloud, scenario):
+    ctx = new_lab("gd-left1")
+    name = f"/aws/lambda/{ctx.name('function')}"
+    cloud.client("logs").create_log_group(logGroupName=name)
+    cloud.client("sns").create_topic(Name=ctx.name("topic"))
+    assert discovery.discover_labs(cloud, scenario) == {"gd-left1"}

@@ -109,25 +109,46 @@ def hoist_global_options(args: list[str]) -> list[str]:
     return front + rest
 
 
+def _parser_exceptions() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, ...]]:
+    """(exits, aborts, usage errors) of the parser: Typer ≥ 0.2x vendors its own click
+    (typer._click), older Typer uses click itself; either may be the one raising."""
+    exits: list[type] = [typer.Exit]
+    aborts: list[type] = [typer.Abort]
+    errors: list[type] = []
+    for name in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            import importlib
+
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        exits.append(getattr(module, "Exit", typer.Exit))
+        aborts.append(getattr(module, "Abort", typer.Abort))
+        errors.append(module.ClickException)
+    return tuple(set(exits)), tuple(set(aborts)), tuple(set(errors))
+
+
 def main() -> None:
     """Entry point: one readable line per error, tracebacks only with --debug."""
-    import click
-
     from gdlab.cli.common import interrupt_explained, interrupt_was_explained
 
     interrupt_explained(False)
     args = hoist_global_options(sys.argv[1:])
     debug = "--debug" in args or os.environ.get("GDLAB_DEBUG") == "1"
     command = typer.main.get_command(app)
+    exits, aborts, usage_errors = _parser_exceptions()
     try:
         code = command.main(args=args, prog_name="gdlab", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except exits as exc:
         code = exc.exit_code
-    except click.exceptions.Abort:
+    except aborts:
         fail("aborted", 130)
-    except click.ClickException as exc:
+    except usage_errors as exc:
+        # click's own message: the usage line, where to find help, and the error; exit 2.
         exc.show()
         code = exc.exit_code
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `gdlab` or `gdlab local` alone
+            code = 0
     except SystemExit:
         raise  # click's own quiet exits, e.g. when the reader of `gdlab status | head` leaves
     except KeyboardInterrupt:

@@ -105,8 +105,19 @@ def _one(app, lab_id: str, dry_run: bool, yes: bool, out, discovered_only: bool)
     store: LabStore = app.store
     if dry_run:  # a dry run writes nothing, not even a lock file
         return _teardown_locked(app, lab_id, dry_run, yes, out, discovered_only)
-    with store.locked(lab_id):
+    try:
+        store.acquire(lab_id)
+    except OSError:
+        # A full or read-only home with no lock file yet: the cloud's resources are still
+        # deleted; teardown says at the end what it could not record.
+        held = False
+    else:
+        held = True
+    try:
         return _teardown_locked(app, lab_id, dry_run, yes, out, discovered_only)
+    finally:
+        if held:
+            store.release(lab_id)
 
 
 def _teardown_locked(app, lab_id, dry_run, yes, out, discovered_only):  # type: ignore[no-untyped-def]

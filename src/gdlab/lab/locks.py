@@ -78,7 +78,13 @@ def acquire(
             _held[path][1] += 1
             return
     private_dir(path.parent)
-    fd = open_nofollow(path, os.O_RDWR | os.O_CREAT)
+    try:
+        fd = open_nofollow(path, os.O_RDWR | os.O_CREAT)
+    except OSError as exc:
+        # A read-only home: an existing lock file still locks (flock needs no write access).
+        if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        fd = open_nofollow(path, os.O_RDONLY)
     deadline = time.monotonic() + wait_seconds
     told = False
     while True:

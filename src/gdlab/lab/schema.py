@@ -22,7 +22,7 @@ _REQUIRED_TEXT = ("lab", "scenario", "target", "region", "phase", "created_at", 
 def problems(data: Any, lab: str) -> list[str]:
     """What is wrong with a parsed state file named `<lab>.json`; empty when it is sound."""
     if not isinstance(data, dict):
-        return [f"the file holds a {_kind(data)}, not an object"]
+        return [f"the file holds {_kind(data)}, not an object"]
     found: list[str] = []
     for name in _REQUIRED_TEXT:
         if not isinstance(data.get(name), str) or not data.get(name):
