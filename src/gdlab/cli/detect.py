@@ -9,9 +9,14 @@ from pathlib import Path
 import typer
 
 from gdlab.cli.common import console, err_console, interrupt_explained, obj, print_json
-from gdlab.errors import GdlabError, UsageError
+from gdlab.errors import GdlabError, UsageError, shown
 
-DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s?)?$")
+DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s?)?")
+# A watch longer than a day is a mistake, not patience: real GuardDuty needs ~5 minutes.
+MAX_DURATION = 24 * 3600
+# A handful of pings make the flow GuardDuty needs; more only floods the log.
+MAX_COUNT = 100
+
 
 
 def register(app: typer.Typer) -> None:
@@ -21,17 +26,32 @@ def register(app: typer.Typer) -> None:
 
 
 def parse_duration(text: str | None) -> float | None:
-    """'90', '90s', '5m', '1h30m' -> seconds."""
+    """'90', '90s', '5m', '1h30m' -> seconds (more than 0, at most 24 hours)."""
     if text is None:
         return None
-    match = DURATION.match(text.strip())
+    form = "use a form like 45s, 5m or 1h30m"
+    match = DURATION.fullmatch(text.strip())
     if not text.strip() or not match or not any(match.groups()):
-        raise UsageError(f"invalid duration '{text}'", "use a form like 45s, 5m or 1h30m")
+        raise UsageError(f"invalid duration '{shown(text, 40)}'", form)
     hours, minutes, seconds = match.groups()
     total = int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(seconds or 0)
     if total <= 0:
-        raise UsageError(f"duration '{text}' must be positive")
+        raise UsageError(f"duration '{shown(text, 40)}' must be more than 0", form)
+    if total > MAX_DURATION:
+        raise UsageError(
+            f"duration '{shown(text, 40)}' is longer than the 24h maximum",
+            "real GuardDuty raises a finding in about 5 minutes: 20m is plenty",
+        )
     return total
+
+
+def validate_count(count: int) -> int:
+    if not 1 <= count <= MAX_COUNT:
+        raise UsageError(
+            f"--count must be between 1 and {MAX_COUNT}, not {shown(count, 20)}",
+            "a few pings are enough for GuardDuty: the default is 3",
+        )
+    return count
 
 
 def lab_context(ctx: typer.Context, lab: str | None):  # type: ignore[no-untyped-def]
@@ -53,7 +73,9 @@ class TriggerFailed(GdlabError):
 def trigger(
     ctx: typer.Context,
     lab: str = typer.Option(None, "--lab", help="Lab id (default: the current lab)."),
-    count: int = typer.Option(3, "--count", min=1, max=100, help="Pings to send."),
+    count: int = typer.Option(
+        3, "--count", help=f"Pings to send, 1 to {MAX_COUNT}.", show_default=True
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Make the compromised instance ping the malicious Elastic IP (SSM RunCommand).
@@ -63,6 +85,7 @@ def trigger(
     """
     from gdlab.lab import trigger as core
 
+    validate_count(count)
     lab_ctx = lab_context(ctx, lab)
     result = core.trigger(lab_ctx, count=count)
     if json_out:
@@ -106,7 +129,9 @@ def watch(
     ctx: typer.Context,
     lab: str = typer.Option(None, "--lab", help="Lab id (default: the current lab)."),
     timeout: str = typer.Option(
-        None, "--timeout", help="Deadline, e.g. 90s or 20m (default: 60s local, 20m aws)."
+        None,
+        "--timeout",
+        help="Deadline, e.g. 90s or 20m, at most 24h (default: 60s local, 20m aws).",
     ),
     json_out: bool = typer.Option(False, "--json", help="Print the hops as JSON."),
 ) -> None:

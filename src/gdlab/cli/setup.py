@@ -7,9 +7,12 @@ import re
 import typer
 
 from gdlab.cli.common import console, err_console, obj, print_json
-from gdlab.errors import UsageError
+from gdlab.errors import UsageError, shown
 
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
+# local@domain.tld, nothing else: no spaces, no control characters, one @, a dotted domain.
+EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[A-Za-z]{2,}")
+EMAIL_MAX = 254  # RFC 5321's limit on a path: SNS refuses longer addresses
+
 
 
 def register(app: typer.Typer) -> None:
@@ -17,8 +20,18 @@ def register(app: typer.Typer) -> None:
 
 
 def validate_email(email: str | None) -> str | None:
-    if email is not None and not EMAIL.match(email):
-        raise UsageError(f"invalid e-mail address '{email}'", "use a form like you@example.com")
+    if email is None:
+        return None
+    if len(email) > EMAIL_MAX:
+        raise UsageError(
+            f"the e-mail address is {len(email)} characters long, at most {EMAIL_MAX} are allowed",
+            "use a form like you@example.com",
+        )
+    # fullmatch: `$` would also match before a trailing newline ('a@b.co\n')
+    if not EMAIL.fullmatch(email):
+        raise UsageError(
+            f"invalid e-mail address '{shown(email, 60)}'", "use a form like you@example.com"
+        )
     return email
 
 

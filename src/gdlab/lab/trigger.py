@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from gdlab.errors import GdlabError, Timeout
+from gdlab.errors import GdlabError, Timeout, UsageError
 from gdlab.lab.awsutil import error_code
 from gdlab.lab.steps import LabContext
 
@@ -24,6 +24,8 @@ TERMINAL = {
     "InvalidPlatform",
     "AccessDenied",
 }
+# A handful of pings make the flow GuardDuty needs; `gdlab trigger --count` has the same cap.
+MAX_PINGS = 100
 UNDELIVERED = {"DeliveryTimedOut", "Undeliverable", "Terminated", "InvalidPlatform", "Cancelled"}
 
 
@@ -106,6 +108,8 @@ def ping(
     wait_online: bool = True,
 ) -> PingResult:
     """Send `ping -c count <EIP>` from the compromised instance and wait for the result."""
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_PINGS:
+        raise UsageError(f"the ping count must be 1 to {MAX_PINGS}, not {count!r:.20}")
     instance = ctx.state.live("instance-compromised")
     eip = ctx.attr("eip", "public_ip")
     if not instance or not eip:
