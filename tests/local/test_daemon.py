@@ -70,9 +70,13 @@ def test_cli_start_status_stop(run_cli, gdlab_home, port, stop_after):
     assert report["uptime_seconds"] >= 0
     assert report["labs"] == 1 and report["findings"] == 0
 
+    assert report["cloud_id"].startswith("lc-") and len(report["cloud_id"]) == 11
+    assert report["home"] == str(gdlab_home.resolve())
+
     code, out, _ = run_cli("local", "start")
     assert code == 0 and "already running" in out
-    assert daemon.ensure_running(gdlab_home) == (f"http://127.0.0.1:{port}", False)
+    assert daemon.ensure_running(gdlab_home) == (f"http://127.0.0.1:{port}", False,
+                                                 report["cloud_id"])
 
     code, out, err = run_cli("local", "stop")
     assert code == 0, err
@@ -83,11 +87,13 @@ def test_cli_start_status_stop(run_cli, gdlab_home, port, stop_after):
 
 
 def test_ensure_running_starts_in_the_background(gdlab_home, port, stop_after):
-    endpoint, started = daemon.ensure_running(gdlab_home)
+    endpoint, started, cloud_id = daemon.ensure_running(gdlab_home)
     assert (endpoint, started) == (f"http://127.0.0.1:{port}", True)
     info = daemon.status(gdlab_home)
     assert info["running"] and info["pid"] != daemon.os.getpid()
-    assert daemon.ensure_running(gdlab_home) == (endpoint, False)
+    assert info["cloud_id"] == cloud_id and cloud_id.startswith("lc-")
+    assert json.loads(daemon.state_path(gdlab_home).read_text())["cloud_id"] == cloud_id
+    assert daemon.ensure_running(gdlab_home) == (endpoint, False, cloud_id)
 
 
 def test_port_in_use_is_one_line(run_cli, gdlab_home, port):
@@ -110,16 +116,17 @@ def test_stop_with_stale_pid_file_is_one_line(run_cli, gdlab_home, port):
     assert not daemon.state_path(gdlab_home).exists()
 
 
-def test_stop_with_nothing_running_is_one_line(run_cli, gdlab_home):
+def test_stop_with_nothing_running_is_one_line(run_cli, gdlab_home, port):
     code, _, err = run_cli("local", "stop")
     assert "the local cloud is not running" in one_line_error(code, err)
 
 
-def test_status_when_not_running(run_cli, gdlab_home):
+def test_status_when_not_running(run_cli, gdlab_home, port):
     code, out, _ = run_cli("local", "status", "--json")
     assert code == 0
     report = json.loads(out)
     assert report["running"] is False and report["endpoint"] is None and report["labs"] == 0
+    assert report["cloud_id"] is None and report["home"] is None
     code, out, _ = run_cli("local", "status")
     assert code == 0 and "not running" in out
 

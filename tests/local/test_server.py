@@ -25,11 +25,21 @@ def test_status_route(local_server, local_client):
     assert status == 200
     assert body["running"] is True and body["findings"] == 0
     assert body["pid"] > 0 and body["started_at"].endswith("Z")
+    assert body["cloud_id"] == local_server.cloud_id and body["cloud_id"].startswith("lc-")
+    assert body["home"] is None  # in-process: it serves no GDLAB_HOME of its own
     gd = local_client("guardduty")
     detector = gd.create_detector(Enable=True)["DetectorId"]
     gd.create_sample_findings(DetectorId=detector,
                               FindingTypes=["Recon:EC2/PortProbeUnprotectedPort"])
     assert api.fetch(local_server.endpoint, "status")["findings"] == 1
+
+
+def test_each_start_makes_a_new_cloud_id():
+    ids = set()
+    for _ in range(2):
+        with server.InProcessServer(port=0) as one:  # the system picks a free port
+            ids.add(api.fetch(one.endpoint, "status")["cloud_id"])
+    assert len(ids) == 2 and all(len(i) == 11 for i in ids)
 
 
 def test_registered_routes(local_server, monkeypatch):

@@ -48,7 +48,8 @@ class AppContext:
 
     def cloud(self, **override: Any) -> Cloud:
         """The Cloud for the global options; for target local, the embedded cloud's endpoint
-        (started in the background if it is not running, with a one-line message)."""
+        (started in the background if it is not running, with a one-line message) and the
+        id it made at its start (settings.local_cloud_id)."""
         if self._cloud is None:
             from gdlab.cloud import Cloud
 
@@ -56,10 +57,14 @@ class AppContext:
             if settings.target == "local" and not settings.endpoint_url:
                 from gdlab.local.daemon import ensure_running
 
-                endpoint, started = ensure_running(self.store.home)
-                if started:
-                    err_console().print(f"[dim]started the local cloud on {endpoint}[/dim]")
-                settings.endpoint_url = endpoint
+                running = ensure_running(self.store.home)
+                if running.started:
+                    err_console().print(
+                        f"[dim]started the local cloud on {running.endpoint}[/dim]")
+                settings.endpoint_url = running.endpoint
+                settings.local_cloud_id = running.cloud_id
+            elif settings.target == "local":
+                settings.local_cloud_id = local_cloud_id(settings.endpoint_url)
             self._cloud = Cloud(settings)
         return self._cloud
 
@@ -71,6 +76,19 @@ class AppContext:
             self._cloud = None
         endpoint = state.endpoint if state.target == "aws" else None
         return self.cloud(target=state.target, region=state.region, endpoint_url=endpoint)
+
+
+def local_cloud_id(endpoint: str | None) -> str | None:
+    """The id of the gdlab local cloud at this endpoint, or None (not one, or one from before
+    ids)."""
+    from gdlab.local.api import LocalApiError, fetch
+
+    try:
+        answer = fetch(endpoint or "", "status", timeout=2.0)
+    except LocalApiError:
+        return None
+    found = answer.get("cloud_id") if isinstance(answer, dict) else None
+    return found if isinstance(found, str) else None
 
 
 _console = None

@@ -47,6 +47,12 @@ def start(
     out = console()
     if result.get("stale_pid"):
         out.print(f"[dim]removed a stale pid file (process {result['stale_pid']} was gone)[/dim]")
+    if result.get("damaged") and result.get("started"):
+        out.print(f"[dim]replaced a damaged {daemon.state_path(obj(ctx).store.home)}[/dim]")
+    if result.get("recovered"):
+        out.print(f"[dim]found this home's local cloud on port {result['port']} without a "
+                  f"sound {daemon.state_path(obj(ctx).store.home)}"
+                  + ("; wrote it again" if result.get("rewritten") else "") + "[/dim]")
     if result.get("started"):
         out.print(f"local cloud started on {result['endpoint']} (pid {result['pid']})")
     else:
@@ -80,17 +86,28 @@ def status(
 
     home = obj(ctx).store.home
     info = daemon.status(home)
+    running = info["running"]
+
+    def when_running(key: str, default: Any = None) -> Any:
+        return info.get(key, default) if running else default
+
     report = {
-        "running": info["running"],
-        "endpoint": info.get("endpoint") if info["running"] else None,
-        "pid": info.get("pid") if info["running"] else None,
-        "port": info.get("port") if info["running"] else None,
-        "started_at": info.get("started_at") if info["running"] else None,
-        "uptime_seconds": info.get("uptime_seconds") if info["running"] else None,
+        "running": running,
+        "endpoint": when_running("endpoint"),
+        "pid": when_running("pid"),
+        "port": when_running("port"),
+        "started_at": when_running("started_at"),
+        "uptime_seconds": when_running("uptime_seconds"),
         "labs": _local_labs(home),
-        "findings": info.get("findings", 0) if info["running"] else 0,
+        "findings": when_running("findings", 0),
         "log": str(daemon.log_path(home)),
+        "cloud_id": when_running("cloud_id"),  # made at its start; a local lab records it
+        "home": when_running("home"),  # the GDLAB_HOME it serves, resolved
     }
+    if info.get("recovered"):
+        report["recovered"] = True  # found on its port: server.json missing, damaged or stale
+    if info.get("damaged") and not running:
+        report["damaged_state"] = str(daemon.state_path(home))
     if info.get("stale"):
         report["stale_pid"] = info.get("pid")
     if info.get("unresponsive"):
@@ -99,9 +116,10 @@ def status(
         print_json(report)
         return
     out = console()
-    if report["running"]:
+    if running:
+        name = f"local cloud {report['cloud_id']}" if report["cloud_id"] else "local cloud"
         out.print(
-            f"local cloud running on {report['endpoint']} (pid {report['pid']}, "
+            f"{name} running on {report['endpoint']} (pid {report['pid']}, "
             f"up {report['uptime_seconds'] or 0:.0f} s) — {report['labs']} local lab(s), "
             f"{report['findings']} finding(s)"
         )
@@ -111,6 +129,9 @@ def status(
     elif info.get("stale"):
         out.print(f"local cloud not running (stale pid file for process {info.get('pid')}; "
                   "'gdlab local start' cleans it)")
+    elif info.get("damaged"):
+        out.print(f"local cloud not running (damaged {report['damaged_state']}; "
+                  "'gdlab local start' replaces it)")
     else:
         out.print(f"local cloud not running — {report['labs']} local lab(s) recorded; "
                   "'gdlab local start' starts it")

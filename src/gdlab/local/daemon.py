@@ -2,22 +2,27 @@
 
 On the CLI's start-up path, so it imports neither moto nor boto3: it spawns
 `python -m gdlab.local.server` and talks to it over HTTP. The process's pid, port and start
-time live in <home>/local/server.json (0600); its output goes to <home>/local/server.log."""
+time live in <home>/local/server.json (0600); its output goes to <home>/local/server.log.
+The server's /_gdlab/status answers the home it serves (so a home recognises its own cloud
+without server.json) and the id it made at its start (so a lab can tell the cloud that holds
+it from a later one). Nothing here writes through a symbolic link in <home>/local/."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from gdlab.errors import GdlabError
 from gdlab.lab.state import write_private
@@ -26,6 +31,8 @@ DEFAULT_PORT = 4599  # not 5000 (moto's default) nor 4566 (LocalStack's)
 HOST = "127.0.0.1"
 START_TIMEOUT = 20.0  # a first start on a cold disk imports all of moto
 STOP_TIMEOUT = 5.0
+O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
 class LocalCloudError(GdlabError):
@@ -38,6 +45,14 @@ class PortInUse(LocalCloudError):
 
 class NotRunning(LocalCloudError):
     """There is no local cloud to stop."""
+
+
+class LocalCloud(NamedTuple):
+    """What ensure_running found or started."""
+
+    endpoint: str
+    started: bool  # True: started by this call
+    cloud_id: str | None  # the id the server made at its start (None: a server before ids)
 
 
 def local_dir(home: Path) -> Path:
@@ -115,77 +130,225 @@ def _is_server_process(pid: int) -> bool:
     return "gdlab.local.server" in out
 
 
-def read_state(home: Path) -> dict[str, Any] | None:
+# --- files in <home>/local/, never through a link ---------------------------------------
+def _link_refused(path: Path) -> LocalCloudError:
+    return LocalCloudError(f"{path} is a symbolic link: gdlab does not write through links "
+                           "in its home", f"remove it (rm {path}) and retry")
+
+
+def ensure_local_dir(home: Path) -> Path:
+    """<home>/local/, created 0700; a symbolic link there is refused."""
+    path = local_dir(home)
+    if not path.is_symlink():
+        with contextlib.suppress(FileExistsError):
+            path.mkdir(parents=True, mode=0o700)
+    if path.is_symlink():
+        raise _link_refused(path)
+    if not path.is_dir():
+        raise LocalCloudError(f"{path} is not a directory", f"remove it (rm {path}) and retry")
+    return path
+
+
+def _open_private(path: Path, flags: int) -> int:
+    """An fd on path (created 0600), never through a symbolic link, and only if it is a plain
+    file of its own (not a hard link to something else): that file is made 0600."""
     try:
-        data = json.loads(state_path(home).read_text())
+        fd = os.open(path, flags | os.O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EMLINK) or path.is_symlink():
+            raise _link_refused(path) from None
+        raise LocalCloudError(f"cannot open {path}: {exc.strerror}",
+                              f"check the permissions of {path.parent}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+            raise LocalCloudError(f"{path} is not a plain file of gdlab's own (a device, a "
+                                  "directory or a hard link)", f"remove it (rm {path}) and retry")
+        if stat.S_IMODE(info.st_mode) != 0o600:
+            os.fchmod(fd, 0o600)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _read_small(path: Path, limit: int = 65536) -> bytes:
+    """The last `limit` bytes of path, not through a link (OSError when it cannot)."""
+    fd = os.open(path, os.O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+    with os.fdopen(fd, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        handle.seek(max(0, size - limit))
+        return handle.read(limit)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+DAMAGED: dict[str, Any] = {"pid": None, "port": None, "damaged": True}
+
+def read_state(home: Path) -> dict[str, Any] | None:
+    """server.json, checked: None when there is none; {"damaged": True, pid/port None} when it
+    is unreadable, not JSON, or its pid and port are not a pid and a port number."""
+    try:
+        raw = _read_small(state_path(home))
     except FileNotFoundError:
         return None
-    except (OSError, ValueError):
-        return {"pid": None, "damaged": True}
-    return data if isinstance(data, dict) else {"pid": None, "damaged": True}
+    except OSError:  # a link, a directory, no permission
+        return dict(DAMAGED)
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        return dict(DAMAGED)
+    pid, port = data.get("pid"), data.get("port")
+    if not (_is_int(pid) and pid > 0 and _is_int(port) and 1 <= port <= 65535):
+        return dict(DAMAGED)
+    for key, kind in (("started_epoch", (int, float)), ("started_at", str), ("cloud_id", str)):
+        if not isinstance(data.get(key), kind) or isinstance(data.get(key), bool):
+            data.pop(key, None)
+    data["endpoint"] = endpoint_for(port)
+    return data
+
+
+def _write_state(home: Path, info: dict[str, Any]) -> None:
+    write_private(state_path(home), json.dumps(info, indent=2) + "\n")
 
 
 def _remove_state(home: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
-        state_path(home).unlink()
+        state_path(home).unlink()  # unlink removes a link itself, never its target
 
 
 @contextlib.contextmanager
 def _lock(home: Path) -> Iterator[None]:
     """One start at a time per home, so two commands never spawn two servers."""
-    local_dir(home).mkdir(parents=True, exist_ok=True, mode=0o700)
+    ensure_local_dir(home)
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows: no lock, best effort
         yield
         return
-    with open(local_dir(home) / "lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    fd = _open_private(local_dir(home) / "lock", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
-def _uptime(info: dict[str, Any]) -> float | None:
-    started = info.get("started_epoch")
-    return round(time.time() - float(started), 1) if started else None
+# --- recognising this home's cloud ------------------------------------------------------
+def _resolved(path: Any) -> str:
+    return str(Path(path).expanduser().resolve())
 
 
-def status(home: Path) -> dict[str, Any]:
-    """What is known about this home's local cloud. `running` is true only when the process
-    of server.json answers on its port."""
-    info = read_state(home)
-    if info is None:
-        return {"running": False, "endpoint": None, "pid": None, "port": None}
-    pid, port = info.get("pid"), info.get("port")
-    result: dict[str, Any] = {
-        "running": False, "pid": pid, "port": port,
-        "endpoint": endpoint_for(port) if port else None,
-        "started_at": info.get("started_at"), "log": str(log_path(home)),
-    }
-    if not pid or not port:
-        result["stale"] = True
-        return result
-    answer = probe(int(port))
-    if answer and answer.get("pid") == pid:
-        result.update(running=True, uptime_seconds=_uptime(info),
-                      findings=answer.get("findings", 0))
-    elif not pid_alive(int(pid)):
-        result["stale"] = True
-    else:
-        result["unresponsive"] = True
+def serves_home(answer: dict[str, Any] | None, home: Path) -> bool:
+    """Whether a /_gdlab/status answer comes from the local cloud of this home."""
+    theirs = (answer or {}).get("home")
+    return isinstance(theirs, str) and bool(theirs) and _resolved(theirs) == _resolved(home)
+
+
+def _find_own(home: Path, ports: list[int | None]) -> tuple[int, dict[str, Any]] | None:
+    """The port and status answer of this home's cloud among these ports, found by asking
+    the servers there which home they serve."""
+    seen: set[int] = set()
+    for port in ports:
+        if port is None or port in seen:
+            continue
+        seen.add(port)
+        answer = probe(port)
+        if answer and serves_home(answer, home) and _is_int(answer.get("pid")):
+            return port, answer
+    return None
+
+
+def _uptime(started: Any) -> float | None:
+    if not isinstance(started, (int, float)) or isinstance(started, bool):
+        return None
+    return round(time.time() - float(started), 1)
+
+
+def _running(result: dict[str, Any], port: int, answer: dict[str, Any],
+             started_epoch: Any) -> dict[str, Any]:
+    result.update(running=True, pid=answer["pid"], port=port, endpoint=endpoint_for(port),
+                  started_at=result.get("started_at") or answer.get("started_at"),
+                  uptime_seconds=_uptime(started_epoch or answer.get("started_epoch")),
+                  findings=answer.get("findings", 0), cloud_id=answer.get("cloud_id"),
+                  home=answer.get("home"))
     return result
+
+
+def status(home: Path, port: int | None = None) -> dict[str, Any]:
+    """What is known about this home's local cloud. `running` is true when the process of
+    server.json answers on its port, or when a server on its port, `port` or the default
+    port says it serves this home (then `recovered` is true: server.json is missing,
+    damaged or stale). Otherwise `stale` (its process is gone), `unresponsive` (alive but
+    not answering) or `damaged` (server.json unreadable) may be set."""
+    home = Path(home)
+    info = read_state(home)
+    result: dict[str, Any] = {"running": False, "pid": None, "port": None, "endpoint": None,
+                              "log": str(log_path(home))}
+    if info is not None and info.get("damaged"):
+        result["damaged"] = True
+    elif info is not None:
+        pid, known_port = info["pid"], info["port"]
+        result.update(pid=pid, port=known_port, endpoint=endpoint_for(known_port),
+                      started_at=info.get("started_at"))
+        answer = probe(known_port)
+        if answer and answer.get("pid") == pid:
+            return _running(result, known_port, answer, info.get("started_epoch"))
+        if not (answer and serves_home(answer, home)):
+            if pid_alive(pid):
+                result["unresponsive"] = True
+                return result
+            result["stale"] = True
+    ports = [info.get("port") if info else None, port]
+    with contextlib.suppress(LocalCloudError):  # a bad GDLAB_LOCAL_PORT: not asked
+        ports.append(default_port())
+    found = _find_own(home, ports)
+    if found is None:
+        return result
+    found_port, answer = found
+    stale_pid = result.get("pid") if result.get("stale") else None
+    result = _running({"log": result["log"], "started_at": None}, found_port, answer, None)
+    result["recovered"] = True
+    if info is not None and info.get("damaged"):
+        result["damaged"] = True
+    if stale_pid is not None:
+        result["stale_pid"] = stale_pid
+    return result
+
+
+def _record(home: Path, current: dict[str, Any]) -> bool:
+    """Write server.json again for a recovered cloud, once its pid is seen to run gdlab's
+    server. False (nothing written) otherwise."""
+    pid = current["pid"]
+    if not _is_server_process(int(pid)):
+        return False
+    _write_state(home, {
+        "pid": pid, "port": current["port"], "endpoint": current["endpoint"],
+        "started_at": current.get("started_at"),
+        "started_epoch": time.time() - (current.get("uptime_seconds") or 0),
+        "cloud_id": current.get("cloud_id"),
+    })
+    return True
 
 
 def start(home: Path, port: int | None = None) -> dict[str, Any]:
     """Start the local cloud in the background and return its status once it answers.
-    Already running: its status, with started False. A stale pid file is cleaned first and
-    reported as `stale_pid`."""
+    Already running: its status, with started False (a recovered one gets its server.json
+    written again). A stale pid file is cleaned first and reported as `stale_pid`, a
+    damaged one as `damaged`."""
     home = Path(home)
     with _lock(home):
-        current = status(home)
+        current = status(home, port)
         if current["running"]:
+            if current.get("recovered"):  # nothing removed: server.json written anew
+                current.update(rewritten=_record(home, current), stale_pid=None)
             return {**current, "started": False}
         stale_pid = None
         if current.get("unresponsive"):
@@ -198,15 +361,19 @@ def start(home: Path, port: int | None = None) -> dict[str, Any]:
             stale_pid = current["pid"]  # a recycled pid: not ours
         elif current.get("stale"):
             stale_pid = current["pid"]
-        if current["pid"] is not None or stale_pid is not None:
+        damaged = bool(current.get("damaged"))
+        if current["pid"] is not None or stale_pid is not None or damaged:
             _remove_state(home)
         port = port or default_port()
         if port_busy(port):
             other = probe(port)
             if other:
+                where = other.get("home")
                 raise PortInUse(
                     f"port {port} is already used by another gdlab local cloud "
-                    f"(pid {other.get('pid')}) that this GDLAB_HOME did not start",
+                    f"(pid {other.get('pid')}"
+                    + (f", serving GDLAB_HOME {where}" if isinstance(where, str) else "")
+                    + ") that this GDLAB_HOME did not start",
                     "stop that one, or set GDLAB_LOCAL_PORT to another port",
                 )
             raise PortInUse(
@@ -215,22 +382,25 @@ def start(home: Path, port: int | None = None) -> dict[str, Any]:
             )
         info = _spawn(home, port)
     result = status(home)
-    result.update(started=True, stale_pid=stale_pid)
-    result["uptime_seconds"] = result.get("uptime_seconds") or _uptime(info)
+    result.update(started=True, stale_pid=stale_pid, damaged=damaged)
+    result["uptime_seconds"] = result.get("uptime_seconds") or _uptime(info["started_epoch"])
     return result
 
 
 def _spawn(home: Path, port: int) -> dict[str, Any]:
-    local_dir(home).mkdir(parents=True, exist_ok=True, mode=0o700)
+    ensure_local_dir(home)
     log = log_path(home)
     env = dict(os.environ, PYTHONUNBUFFERED="1", GDLAB_LOCAL_PORT=str(port))
-    with open(log, "ab") as out:
-        os.chmod(log, 0o600)
+    out = _open_private(log, os.O_WRONLY | os.O_APPEND)
+    try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "gdlab.local.server", "--port", str(port), "--host", HOST],
+            [sys.executable, "-m", "gdlab.local.server", "--port", str(port), "--host", HOST,
+             "--home", _resolved(home)],
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True, env=env, close_fds=True,
         )
+    finally:
+        os.close(out)
     now = time.time()
     info = {
         "pid": proc.pid, "port": port, "endpoint": endpoint_for(port),
@@ -238,7 +408,7 @@ def _spawn(home: Path, port: int) -> dict[str, Any]:
         .replace("+00:00", "Z"),
         "started_epoch": now,
     }
-    write_private(state_path(home), json.dumps(info, indent=2) + "\n")
+    _write_state(home, info)
     deadline = time.monotonic() + START_TIMEOUT
     delay = 0.02
     while time.monotonic() < deadline:
@@ -250,6 +420,9 @@ def _spawn(home: Path, port: int) -> dict[str, Any]:
             )
         answer = probe(port, timeout=0.3)
         if answer and answer.get("pid") == proc.pid:
+            if isinstance(answer.get("cloud_id"), str):
+                info["cloud_id"] = answer["cloud_id"]
+                _write_state(home, info)
             return info
         time.sleep(delay)
         delay = min(delay * 1.5, 0.1)
@@ -261,33 +434,42 @@ def _spawn(home: Path, port: int) -> dict[str, Any]:
 
 def _last_line(path: Path) -> str:
     try:
-        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+        text = _read_small(path).decode("utf-8", errors="replace")
     except OSError:
         return "no output"
+    lines = [line for line in text.splitlines() if line.strip()]
     return lines[-1].strip() if lines else "no output"
 
 
 def stop(home: Path) -> dict[str, Any]:
-    """Stop this home's local cloud. Nothing running, or only a stale pid file: NotRunning
-    (the stale file is removed)."""
+    """Stop this home's local cloud (also one found by asking the port, when server.json is
+    missing or damaged). Nothing running, or only a stale or damaged pid file: NotRunning
+    (the file is removed)."""
     home = Path(home)
     with _lock(home):
         current = status(home)
-        if current["pid"] is None and not current.get("stale"):
-            raise NotRunning("the local cloud is not running", "'gdlab local start' starts it")
-        if current.get("stale") or (current.get("unresponsive")
-                                    and not _is_server_process(int(current["pid"]))):
-            _remove_state(home)
-            raise NotRunning(
-                f"the local cloud is not running (removed a stale pid file for process "
-                f"{current['pid']}, which is gone)",
-                "'gdlab local start' starts it",
-            )
+        if not current["running"]:
+            gone: str | None = None  # alive but not answering: stopped below
+            if current.get("damaged"):
+                gone = f" (removed a damaged {state_path(home)})"
+            elif current["pid"] is None:
+                gone = ""
+            elif current.get("stale") or not _is_server_process(int(current["pid"])):
+                gone = f" (removed a stale pid file for process {current['pid']}, which is gone)"
+            if gone is not None:
+                _remove_state(home)
+                raise NotRunning(f"the local cloud is not running{gone}",
+                                 "'gdlab local start' starts it")
+        elif current.get("recovered") and not _is_server_process(int(current["pid"])):
+            raise LocalCloudError(
+                f"the local cloud on port {current['port']} serves this GDLAB_HOME but its "
+                f"pid {current['pid']} is not a gdlab local cloud process here", "stop it by hand")
         pid = int(current["pid"])
-        uptime = current.get("uptime_seconds")
         _terminate(pid)
         _remove_state(home)
-        return {"stopped": True, "pid": pid, "port": current["port"], "uptime_seconds": uptime}
+        return {"stopped": True, "pid": pid, "port": current["port"],
+                "uptime_seconds": current.get("uptime_seconds"),
+                "cloud_id": current.get("cloud_id")}
 
 
 def _terminate(pid: int) -> None:
@@ -302,10 +484,11 @@ def _terminate(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
-def ensure_running(home: Path) -> tuple[str, bool]:
-    """The endpoint of this home's local cloud, starting it if needed; True if started now."""
+def ensure_running(home: Path) -> LocalCloud:
+    """This home's local cloud, started if needed: its endpoint, whether this call started
+    it, and its cloud id. One found without a sound server.json gets it written again."""
     current = status(Path(home))
-    if current["running"]:
-        return current["endpoint"], False
+    if current["running"] and not current.get("recovered"):
+        return LocalCloud(current["endpoint"], False, current.get("cloud_id"))
     result = start(Path(home))
-    return result["endpoint"], bool(result.get("started"))
+    return LocalCloud(result["endpoint"], bool(result.get("started")), result.get("cloud_id"))

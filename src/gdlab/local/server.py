@@ -12,9 +12,11 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import signal
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
@@ -29,7 +31,15 @@ PREFIX = "/_gdlab/"
 XML_SERVICES = {"s3", "route53", "cloudfront"}
 
 _routes: dict[str, Callable[[dict[str, Any]], Any]] = {}
-_state: dict[str, Any] = {"started_at": None}
+# cloud_id: made at each start, so a lab can tell the cloud that holds it from a later one;
+# home: the resolved GDLAB_HOME a daemon serves (None in-process), how a home recognises
+# its own cloud when its server.json is lost.
+_state: dict[str, Any] = {"started_at": None, "started_epoch": None, "cloud_id": None,
+                          "home": None}
+
+
+def new_cloud_id() -> str:
+    return "lc-" + secrets.token_hex(4)
 
 
 def register_route(name: str, fn: Callable[[dict[str, Any]], Any]) -> None:
@@ -56,7 +66,10 @@ def _status(query: dict[str, Any]) -> dict[str, Any]:
     return {
         "running": True,
         "started_at": _state["started_at"],
+        "started_epoch": _state["started_epoch"],
         "pid": os.getpid(),
+        "cloud_id": _state["cloud_id"],
+        "home": _state["home"],
         "findings": finding_count(),
         "ready": bool(_state.get("ready")),
     }
@@ -216,7 +229,7 @@ def _moto_handler() -> type:
     return QuietMotoHandler
 
 
-def _make_server(host: str, port: int, lazy: bool = False) -> Any:
+def _make_server(host: str, port: int, lazy: bool = False, home: str | None = None) -> Any:
     from werkzeug.serving import WSGIRequestHandler, make_server
 
     moto_handler: list[type] = []
@@ -240,7 +253,8 @@ def _make_server(host: str, port: int, lazy: bool = False) -> Any:
     # start returns sooner; AWS requests wait for the load).
     app = GdlabApp() if lazy else build_app()
     server = make_server(host, port, app, threaded=True, request_handler=QuietHandler)
-    _state["started_at"] = _now_iso()
+    _state.update(started_at=_now_iso(), started_epoch=time.time(), cloud_id=new_cloud_id(),
+                  home=home)
     if lazy:
         threading.Thread(target=app.load, name="gdlab-load-moto", daemon=True).start()
     return server
@@ -312,10 +326,14 @@ def release_memory() -> None:
             ctypes.CDLL(libc).malloc_trim(0)
 
 
-def serve(port: int, host: str = "127.0.0.1") -> None:
-    """Run the local cloud in the foreground until SIGTERM or Ctrl-C."""
+def serve(port: int, host: str = "127.0.0.1", home: str | None = None) -> None:
+    """Run the local cloud in the foreground until SIGTERM or Ctrl-C. `home`: the GDLAB_HOME
+    it serves (the daemon passes it), answered resolved on /_gdlab/status."""
     os.environ.setdefault("MOTO_PORT", str(port))  # moto builds some URLs (SQS...) from it
-    server = _make_server(host, port, lazy=True)
+    from pathlib import Path
+
+    resolved = str(Path(home).expanduser().resolve()) if home else None
+    server = _make_server(host, port, lazy=True, home=resolved)
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     threading.Thread(
         target=warm, args=(f"http://{host}:{port}", region), name="gdlab-warm", daemon=True
@@ -325,7 +343,8 @@ def serve(port: int, host: str = "127.0.0.1") -> None:
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, stop)
-    log.info("gdlab local cloud listening on http://%s:%s (pid %s)", host, port, os.getpid())
+    log.info("gdlab local cloud %s listening on http://%s:%s (pid %s)", _state["cloud_id"],
+             host, port, os.getpid())
     try:
         with contextlib.suppress(KeyboardInterrupt, SystemExit):  # Ctrl-C or SIGTERM: stop
             server.serve_forever()
@@ -345,6 +364,7 @@ class InProcessServer:
         self.host = host
         self.requested_port = port
         self.port: int | None = None
+        self.cloud_id: str | None = None  # made at each start, as the daemon's server does
         self._server: Any = None
         self._thread: threading.Thread | None = None
 
@@ -359,6 +379,7 @@ class InProcessServer:
             return self
         self._server = _make_server(self.host, self.requested_port)
         self.port = self._server.server_address[1]
+        self.cloud_id = _state["cloud_id"]
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="gdlab-local-cloud", daemon=True
         )
@@ -390,12 +411,13 @@ def main(argv: list[str] | None = None) -> None:
 
     parser.add_argument("--port", type=int, default=default_port())
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--home", default=None, help="The GDLAB_HOME this cloud serves.")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     try:
-        serve(args.port, args.host)
+        serve(args.port, args.host, args.home)
     except OSError as exc:
         sys.stderr.write(f"cannot listen on {args.host}:{args.port}: {exc}\n")
         sys.exit(1)
