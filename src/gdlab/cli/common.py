@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from gdlab.cloud import Cloud
+    from gdlab.errors import LabCloudGone
     from gdlab.lab.state import LabStore
 
 
@@ -69,13 +70,25 @@ class AppContext:
         return self._cloud
 
     def cloud_for_lab(self, state: Any) -> Cloud:
-        """A lab is always reached where it was set up, whatever the global options say."""
+        """A lab is always reached where it was set up, whatever the global options say. A
+        local lab whose local cloud is gone (stopped, crashed or restarted since its setup)
+        raises LabCloudGone, without starting a new local cloud just to say so."""
         if self._cloud is not None and (
             self._cloud.target != state.target or self._cloud.region != state.region
         ):
             self._cloud = None
         endpoint = state.endpoint if state.target == "aws" else None
-        return self.cloud(target=state.target, region=state.region, endpoint_url=endpoint)
+        if (self._cloud is None and state.target == "local" and state.local_cloud
+                and not self.endpoint_url):
+            from gdlab.local.daemon import status
+
+            info = status(self.store.home)
+            if not info["running"] and not info.get("unresponsive"):
+                raise cloud_gone(state)
+        cloud = self.cloud(target=state.target, region=state.region, endpoint_url=endpoint)
+        if lab_cloud_is_gone(state, cloud):
+            raise cloud_gone(state)
+        return cloud
 
 
 def local_cloud_id(endpoint: str | None) -> str | None:
@@ -89,6 +102,29 @@ def local_cloud_id(endpoint: str | None) -> str | None:
         return None
     found = answer.get("cloud_id") if isinstance(answer, dict) else None
     return found if isinstance(found, str) else None
+
+
+def lab_cloud_is_gone(state: Any, cloud: Cloud) -> bool:
+    """Whether a local lab was set up in another local cloud than the one `cloud` reaches.
+    Labs from before local cloud ids (state.local_cloud None), and clouds that do not tell
+    their id, are given the benefit of the doubt."""
+    if state.target != "local" or not cloud.is_local:
+        return False
+    running = cloud.settings.local_cloud_id
+    return bool(state.local_cloud and running and state.local_cloud != running)
+
+
+def cloud_gone(state: Any) -> LabCloudGone:
+    """The one-line error for a local lab whose local cloud is no longer running."""
+    from gdlab.errors import LabCloudGone
+
+    lab = state.lab
+    return LabCloudGone(
+        f"lab {lab} lived in a local cloud that is no longer running (stopped, crashed or "
+        "restarted): its resources are gone",
+        f"'gdlab teardown --lab {lab}' forgets it, 'gdlab setup --lab {lab}' builds it again "
+        "from scratch",
+    )
 
 
 _console = None
