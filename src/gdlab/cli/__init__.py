@@ -137,8 +137,11 @@ def main() -> None:
     debug = "--debug" in args or os.environ.get("GDLAB_DEBUG") == "1"
     command = typer.main.get_command(app)
     exits, aborts, usage_errors = _parser_exceptions()
+    from gdlab.cli.signals import ordinary
+
     try:
-        code = command.main(args=args, prog_name="gdlab", standalone_mode=False)
+        with ordinary():  # SIGTERM and SIGHUP end a command the way Ctrl-C does
+            code = command.main(args=args, prog_name="gdlab", standalone_mode=False)
     except exits as exc:
         code = exc.exit_code
     except aborts:

@@ -9,8 +9,9 @@ import click
 import typer
 from rich.markup import escape
 
-from gdlab.cli.common import console, err_console, obj, print_json
-from gdlab.errors import describe
+from gdlab.cli import signals
+from gdlab.cli.common import console, err_console, interrupt_explained, obj, print_json
+from gdlab.errors import Interrupted, describe
 
 
 def register(app: typer.Typer) -> None:
@@ -60,14 +61,21 @@ def run(
     load(scenario)
     # On the local target the background local cloud serves the run, as it serves every
     # command (started if needed): its moto backends stay warm from one run to the next.
-    report = _run(ctx, scenario, lab, email, keep, seconds, yes, json_out)
-    if json_out:
-        print_json(report)
+    # SIGINT, SIGTERM and SIGHUP, at any phase: no new step or phase starts, the calls in
+    # flight finish and are journaled, the lab is torn down, exit code 130; the same signal
+    # again stops the teardown and names what is left (cli/signals.py).
+    with signals.handling(lab, keep=keep) as sig:
+        report = _run(ctx, sig, scenario, lab, email, keep, seconds, yes, json_out)
+        if json_out:
+            print_json(report)
+    if sig.interrupted:
+        interrupt_explained()
+        raise typer.Exit(130)
     if not report["passed"]:
         raise typer.Exit(1)
 
 
-def _run(ctx, scenario, lab, email, keep, timeout, yes, json_out):  # type: ignore[no-untyped-def]
+def _run(ctx, sig, scenario, lab, email, keep, timeout, yes, json_out):  # type: ignore[no-untyped-def]
     from gdlab.cli.setup import run_setup
     from gdlab.render import incident
 
@@ -76,14 +84,36 @@ def _run(ctx, scenario, lab, email, keep, timeout, yes, json_out):  # type: igno
     steps: list[dict[str, Any]] = []
     report: dict[str, Any] = {"passed": False, "steps": steps}
 
-    def step(name: str, fn: Any) -> Any:
+    def step(name: str, fn: Any, interruptible: bool = False) -> Any:
+        """One phase. `interruptible`: it only reads and waits in this thread, so a signal
+        ends it at once; otherwise a signal lets it finish what it has begun."""
         t0 = time.monotonic()
         if not json_out:
             out.rule(f"[bold]{name}")
         try:
-            value = fn()
+            if interruptible:
+                with sig.interruptible():
+                    value = fn()
+            else:
+                value = fn()
+        except (KeyboardInterrupt, Interrupted) as exc:
+            sig.note()  # a KeyboardInterrupt raised without a signal counts as Ctrl-C
+            line = str(exc) if isinstance(exc, Interrupted) else f"interrupted ({sig.interrupted})"
+            steps.append(
+                {
+                    "step": name,
+                    "ok": False,
+                    "seconds": round(time.monotonic() - t0, 3),
+                    "error": line,
+                    "interrupted": True,
+                }
+            )
+            said = f": {escape(exc.message)}" if isinstance(exc, Interrupted) else ""
+            out.print(f"[bold yellow]{name} interrupted[/bold yellow] ({sig.interrupted}){said}")
+            return None
         except (Exception, click.exceptions.Exit) as exc:  # Exit: AWS confirmation declined
-            line = "declined" if isinstance(exc, click.exceptions.Exit) else describe(exc)[0]
+            declined = isinstance(exc, (click.exceptions.Exit, typer.Exit))
+            line = "declined" if declined else describe(exc)[0]
             steps.append(
                 {
                     "step": name,
@@ -99,7 +129,10 @@ def _run(ctx, scenario, lab, email, keep, timeout, yes, json_out):  # type: igno
 
     opened: dict[str, Any] = {}
     made = step(
-        "setup", lambda: run_setup(ctx, lab, scenario, email, yes, quiet=json_out, opened=opened)
+        "setup",
+        lambda: run_setup(
+            ctx, lab, scenario, email, yes, quiet=json_out, opened=opened, cancel=sig.stop
+        ),
     )
     # A failed setup still leaves the lab it opened, which teardown then removes.
     state = made[0] if made else opened.get("state")
@@ -109,13 +142,19 @@ def _run(ctx, scenario, lab, email, keep, timeout, yes, json_out):  # type: igno
     since = state.timeline[0].time if state and state.timeline else None
     verdict = None
     try:
-        verdict = _detect(step, report, steps, lab_ctx, timeout, json_out, out)
+        verdict = _detect(step, sig, report, steps, lab_ctx, timeout, json_out, out)
     finally:
-        # Teardown runs whatever happened before it, Ctrl-C included: nothing billable stays.
-        _close(ctx, step, report, cloud, state, lab_ctx, keep, json_out, out)
+        # Teardown runs whatever happened before it, signals included: nothing billable stays.
+        _close(ctx, step, sig, report, cloud, state, lab_ctx, keep, json_out, out)
     report["seconds"] = round(time.monotonic() - started, 3)
     report["api_calls"] = cloud.api_call_count
-    report["passed"] = all(s["ok"] for s in steps) and verdict is not None and verdict.passed
+    report["interrupted"] = sig.interrupted
+    report["passed"] = (
+        not sig.interrupted
+        and all(s["ok"] for s in steps)
+        and verdict is not None
+        and verdict.passed
+    )
     mails = report.get("emails")
     if not json_out and state is not None:
         out.rule("[bold]summary")
@@ -126,6 +165,14 @@ def _run(ctx, scenario, lab, email, keep, timeout, yes, json_out):  # type: igno
             render_mails(mails, state.id_of("sns-topic") if state.live("sns-topic") else "")
         if verdict is not None:
             incident.verify_view(out, verdict)
+    if sig.interrupted:
+        # One line, last, on stderr (stdout stays pure JSON with --json): what is left.
+        err_console().print(
+            f"[bold yellow]gdlab run interrupted ({sig.interrupted})[/bold yellow]"
+            f"{_left(steps, state, keep)}",
+            soft_wrap=True,
+        )
+    elif not json_out and state is not None:
         style = "bold green" if report["passed"] else "bold red"
         verdict_word = "PASSED" if report["passed"] else "FAILED"
         failed = [s["step"] for s in steps if not s["ok"]]
@@ -138,28 +185,48 @@ def _run(ctx, scenario, lab, email, keep, timeout, yes, json_out):  # type: igno
     return report
 
 
-def _detect(step, report, steps, lab_ctx, timeout, json_out, out):  # type: ignore[no-untyped-def]
-    """trigger -> watch -> verify; returns the verdict (None if it never got that far)."""
+def _left(steps: list[dict[str, Any]], state: Any, keep: bool) -> str:
+    """After an interruption: what became of the lab, as the end of one line."""
+    if state is None:
+        return ": stopped before a lab was opened, nothing was created"
+    lab = state.lab
+    if keep:
+        return f": lab {lab} kept (--keep) — 'gdlab teardown --lab {lab}' removes it"
+    teardown = next((s for s in steps if s["step"] == "teardown"), None)
+    if teardown is None:
+        return f": lab {lab} was not torn down — 'gdlab teardown --lab {lab}' removes it"
+    if not teardown["ok"]:
+        return f": {escape(teardown['error'])}"
+    return f": lab {lab} torn down, nothing of it remains"
+
+
+def _detect(step, sig, report, steps, lab_ctx, timeout, json_out, out):  # type: ignore[no-untyped-def]
+    """trigger -> watch -> verify; returns the verdict (None if it never got that far, or
+    a signal came first: then no further phase starts)."""
     from gdlab.cli.detect import run_watch
     from gdlab.lab import trigger as trigger_core
     from gdlab.lab.verify import verify as verify_core
     from gdlab.render import incident
 
-    if lab_ctx is None:
+    if lab_ctx is None or sig.stop.is_set():
         return None
-    ping = step("trigger", lambda: trigger_core.trigger(lab_ctx))
+    ping = step("trigger", lambda: trigger_core.trigger(lab_ctx), interruptible=True)
     if ping is not None:
         report["trigger"] = ping.to_dict()
         if not json_out:
             incident.ping_view(out, ping)
         if not ping.delivered:
             steps[-1].update(ok=False, error=f"SSM did not run the ping ({ping.detail})")
-    watched = step("watch", lambda: run_watch(lab_ctx, timeout, json_out))
+    if sig.stop.is_set():
+        return None
+    watched = step("watch", lambda: run_watch(lab_ctx, timeout, json_out), interruptible=True)
     if watched is not None:
         report["watch"] = watched.to_dict()
         if not watched.complete:
             steps[-1].update(ok=False, error="deadline reached before every hop was seen")
-    verdict = step("verify", lambda: verify_core(lab_ctx))
+    if sig.stop.is_set():
+        return None
+    verdict = step("verify", lambda: verify_core(lab_ctx), interruptible=True)
     if verdict is not None:
         report["verify"] = verdict.to_dict()
         if not verdict.passed:
@@ -167,8 +234,9 @@ def _detect(step, report, steps, lab_ctx, timeout, json_out, out):  # type: igno
     return verdict
 
 
-def _close(ctx, step, report, cloud, state, lab_ctx, keep, json_out, out):  # type: ignore[no-untyped-def]
-    """Collect the e-mails, then tear the lab down unless --keep."""
+def _close(ctx, step, sig, report, cloud, state, lab_ctx, keep, json_out, out):  # type: ignore[no-untyped-def]
+    """Collect the e-mails, then tear the lab down unless --keep. A first signal during
+    the teardown lets it finish; the next one (`sig.cancel`) stops it between groups."""
     from gdlab.lab import lifecycle
     from gdlab.render.lab import step_line
     from gdlab.scenario import load
@@ -179,11 +247,16 @@ def _close(ctx, step, report, cloud, state, lab_ctx, keep, json_out, out):  # ty
     if state is None or keep:
         return
     td_ctx = lab_ctx or lifecycle.context(cloud, state, load(state.scenario))
-    step(
-        "teardown",
-        lambda: lifecycle.teardown(
-            td_ctx,
-            store=obj(ctx).store,
-            progress=(lambda e: step_line(out, e)) if not json_out else (lambda e: None),
-        ),
-    )
+    sig.tearing_down()
+    try:
+        step(
+            "teardown",
+            lambda: lifecycle.teardown(
+                td_ctx,
+                store=obj(ctx).store,
+                progress=(lambda e: step_line(out, e)) if not json_out else (lambda e: None),
+                cancel=sig.cancel,
+            ),
+        )
+    finally:
+        sig.done()

@@ -14,7 +14,6 @@ EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[A-Za-z]{2,}")
 EMAIL_MAX = 254  # RFC 5321's limit on a path: SNS refuses longer addresses
 
 
-
 def register(app: typer.Typer) -> None:
     app.command("setup")(setup)
 
@@ -51,9 +50,17 @@ def confirm_billable(cloud, yes: bool, what: str) -> None:  # type: ignore[no-un
         raise typer.Exit(1)
 
 
-def run_setup(ctx: typer.Context, lab, scenario_name, email, yes, quiet, opened=None):  # type: ignore[no-untyped-def]
+def run_setup(  # type: ignore[no-untyped-def]
+    ctx: typer.Context, lab, scenario_name, email, yes, quiet, opened=None, cancel=None
+):
     """Shared by `setup` and `run`: validate, preflight, confirm, create. Returns the state
-    and its context; `opened` receives the state as soon as it exists."""
+    and its context; `opened` receives the state as soon as it exists. Once `cancel` (a
+    threading.Event: a signal) is set, nothing new is created: before the lab is opened
+    Interrupted is raised; during setup no new step starts, the running ones finish and are
+    journaled, then Interrupted. Preflight and the confirmation only read and wait, so
+    there a signal interrupts at once (cli.signals.interruptible)."""
+    from gdlab.cli import signals
+    from gdlab.errors import Interrupted
     from gdlab.lab.lifecycle import context, open_lab, setup
     from gdlab.lab.state import validate_lab_id
     from gdlab.render.lab import step_line
@@ -67,12 +74,16 @@ def run_setup(ctx: typer.Context, lab, scenario_name, email, yes, quiet, opened=
     cloud = app.cloud()
     store = app.store
     resuming = bool(lab) and store.exists(lab)
-    if resuming:
-        cloud.account  # noqa: B018 - proves the credentials before touching anything
-    else:
-        cloud.preflight(eips_needed=1)
-    confirm_billable(cloud, yes, "gdlab will create the lab")
+    with signals.interruptible():
+        if resuming:
+            cloud.account  # noqa: B018 - proves the credentials before touching anything
+        else:
+            cloud.preflight(eips_needed=1)
+        confirm_billable(cloud, yes, "gdlab will create the lab")
+    if cancel is not None and cancel.is_set():
+        raise Interrupted("interrupted before the lab was opened: nothing was created")
     state = open_lab(store, cloud, scenario, lab=lab, email=email)
+    signals.name_lab(state.lab)
     if opened is not None:
         opened["state"] = state
     out = err_console() if quiet else console()
@@ -85,7 +96,7 @@ def run_setup(ctx: typer.Context, lab, scenario_name, email, yes, quiet, opened=
     import time
 
     started = time.monotonic()
-    setup(lab_ctx, progress=lambda event: step_line(out, event))
+    setup(lab_ctx, progress=lambda event: step_line(out, event), cancel=cancel)
     created = sum(1 for r in state.resources if r.status == "created")
     adopted = sum(1 for r in state.resources if r.ownership == "adopted" and r.status == "created")
     out.print(
@@ -111,6 +122,11 @@ def setup(
     \b
     Example: gdlab setup --target aws --region eu-west-1 --email me@example.com
     """
-    state, _ = run_setup(ctx, lab, scenario, email, yes, quiet=json_out)
-    if json_out:
-        print_json(state.to_dict())
+    from gdlab.cli import signals
+
+    # SIGINT, SIGTERM and SIGHUP alike: no new step starts, the running ones finish and are
+    # journaled, and Interrupted (exit 130) names 'gdlab teardown --lab ID'.
+    with signals.handling(lab, keep=True) as sig:
+        state, _ = run_setup(ctx, lab, scenario, email, yes, quiet=json_out, cancel=sig.stop)
+        if json_out:
+            print_json(state.to_dict())
