@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 from collections.abc import Callable
@@ -9,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from gdlab.errors import describe
+from gdlab.errors import LOCAL_HINT, GdlabError, describe, describe_endpoint_error, safe_url
 from gdlab.lab import observe
 from gdlab.lab.state import now_iso
 from gdlab.lab.steps import LabContext
@@ -36,6 +37,30 @@ HINTS = {
     "emails": "fewer than 2 messages published to the topic: check the rule's SNS target and "
     "the topic policy (SNS metrics in CloudWatch can lag a few minutes on AWS)",
 }
+
+
+# An endpoint is lost when this many polls in a row, spanning at least this long, could not
+# reach it (connection refused, no answer, connection closed). One failed poll is survived.
+LOST_AFTER_POLLS = 3
+LOST_AFTER_SECONDS = 10.0
+# (first, longest) pause between polls: the local cloud answers at once; AWS rate-limits.
+PAUSES = {"local": (0.05, 0.5), "aws": (5.0, 30.0)}
+
+
+class EndpointLost(GdlabError):
+    """The cloud stopped answering while watching: waiting for the deadline would only end
+    with hints about hops that cannot be seen."""
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """The endpoint could not be reached or did not answer (not an AWS error, which means
+    it answers)."""
+    try:
+        from botocore.exceptions import ConnectionError as BotoConnectionError
+        from botocore.exceptions import HTTPClientError
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(exc, (BotoConnectionError, HTTPClientError, ConnectionError))
 
 
 @dataclass
@@ -84,6 +109,8 @@ class Watcher:
         self.hops = {key: Hop(key, label) for key, label in HOPS}
         self.finding: dict[str, Any] | None = None
         self.since = triggered_at(ctx) or datetime.now(timezone.utc)
+        # The connection error of the last poll when nothing in it reached the endpoint.
+        self.unreachable: BaseException | None = None
 
     def _see(self, key: str, detail: str) -> None:
         hop = self.hops[key]
@@ -100,7 +127,11 @@ class Watcher:
             self.ctx.state.event(f"{hop.label}: {detail}")
 
     def poll(self) -> None:
-        """One look at every hop not yet seen; a failed look is shown and retried next time."""
+        """One look at every hop not yet seen; a failed look is shown and retried next time.
+        A look that cannot reach the endpoint ends the poll (the others would not either)
+        and sets `unreachable`, unless an earlier look of the same poll got an answer."""
+        self.unreachable = None
+        answered = False
         for key, look in (
             ("threat-list", self._threat_list),
             ("guardduty", self._guardduty),
@@ -116,6 +147,13 @@ class Watcher:
                 look()
             except Exception as exc:  # throttling, a transient error: say so, keep watching
                 self.hops[key].detail = f"could not check: {describe(exc)[0]}"
+                if is_connection_error(exc):
+                    if not answered:
+                        self.unreachable = exc
+                    break
+                answered = True  # an AWS error is an answer
+            else:
+                answered = True
 
     def _threat_list(self) -> None:
         ctx, hops = self.ctx, self.hops
@@ -172,28 +210,65 @@ class Watcher:
         return all(h.seen for h in self.hops.values())
 
 
+def lost(ctx: LabContext, exc: BaseException, polls: int, seconds: float) -> EndpointLost:
+    url = ctx.cloud.endpoint_url
+    where = safe_url(url) if url else "AWS"
+    known = describe_endpoint_error(exc, url, local=ctx.cloud.is_local)
+    what = known[0] if known else describe(exc)[0]
+    hint = (
+        f"{LOCAL_HINT}; if it was stopped, the lab's resources are gone"
+        if ctx.cloud.is_local
+        else "check the network and --endpoint-url; 'gdlab watch' resumes where it stopped"
+    )
+    return EndpointLost(
+        f"lost the endpoint {where} while watching lab {ctx.lab}: {what} "
+        f"({polls} polls in a row, {seconds:.0f} s)",
+        hint,
+    )
+
+
 def watch(
     ctx: LabContext,
     timeout_seconds: float | None = None,
     on_update: Callable[[list[Hop]], None] | None = None,
 ) -> WatchResult:
-    """Poll with backoff and jitter until every hop is seen or the deadline passes."""
+    """Poll with backoff and jitter until every hop is seen or the deadline passes. Raises
+    EndpointLost when the endpoint stops answering for several polls in a row (or is not
+    answering when the deadline comes)."""
     if timeout_seconds is None:
         timeout_seconds = float(
             ctx.scenario.watch_local_seconds
             if ctx.cloud.is_local
             else ctx.scenario.watch_aws_seconds
         )
+    # Polls give up fast: the loop is their retry, and a lost endpoint shows in seconds.
+    ctx = dataclasses.replace(ctx, cloud=ctx.cloud.bounded())
     watcher = Watcher(ctx)
     started = time.monotonic()
-    delay, cap = (0.05, 0.5) if ctx.cloud.is_local else (5.0, 30.0)
+    delay, cap = PAUSES["local" if ctx.cloud.is_local else "aws"]
+    failed_polls, failing_since = 0, 0.0
     while True:
+        poll_started = time.monotonic()
         watcher.poll()
         if on_update:
             on_update(list(watcher.hops.values()))
         if watcher.complete:
             break
         remaining = timeout_seconds - (time.monotonic() - started)
+        if watcher.unreachable is None:
+            failed_polls = 0
+        else:
+            if failed_polls == 0:
+                failing_since = poll_started
+            failed_polls += 1
+            failing = time.monotonic() - failing_since
+            # at the deadline, two failed polls in a row say more than hints about hops
+            if (failed_polls >= LOST_AFTER_POLLS and failing >= LOST_AFTER_SECONDS) or (
+                remaining <= 0 and failed_polls >= 2
+            ):
+                error = lost(ctx, watcher.unreachable, failed_polls, failing)
+                ctx.state.event(str(error), kind="error")
+                raise error
         if remaining <= 0:
             break
         time.sleep(min(remaining, delay * (0.7 + random.random() * 0.6)))
