@@ -344,19 +344,27 @@ def test_sigterm_during_setup_json_stays_json(clean: Cloud):
     assert "interrupted (SIGTERM)" in err
 
 
-def test_sighup_during_watch_tears_down(clean: Cloud):
-    """Watch polls in the main thread: SIGHUP ends it at once (the held GuardDuty call is
-    abandoned: it only reads), and the teardown follows."""
-    cloud, lab = clean, "sig-hup"
-    cloud.relay.holding(b"/findings HTTP/1.1")  # list_findings, not a console link
+@pytest.mark.parametrize(
+    ("phase", "marker", "how", "after"),
+    [
+        ("watch", b"/findings HTTP/1.1", signal.SIGHUP, "verify"),  # list_findings
+        ("trigger", b"AmazonSSM.GetCommandInvocation", signal.SIGINT, "watch"),
+    ],
+    ids=["sighup-in-watch", "sigint-in-trigger"],
+)
+def test_signal_while_a_phase_waits_in_the_main_thread(clean: Cloud, phase, marker, how, after):
+    """Trigger's SSM wait and watch's polling only read: the signal ends the phase at once
+    (the held call is abandoned), no later phase starts, and the teardown follows."""
+    cloud, lab = clean, f"sig-{phase}"
+    cloud.relay.holding(marker)
     proc = cloud.start("run", "--lab", lab)
-    wait_for("watch polling GuardDuty", proc, cloud.relay.held.is_set)
-    ctrl_c(proc, signal.SIGHUP)
+    wait_for(f"{phase} waiting on the cloud", proc, cloud.relay.held.is_set)
+    ctrl_c(proc, how)
     code, out, err = finish(proc)
     cloud.relay.release()
     assert_torn_down(cloud, lab, code, out, err)
-    assert "watch interrupted (SIGHUP)" in out, out[-2000:]
-    assert "── verify" not in out
+    assert f"{phase} interrupted ({signal.Signals(how).name})" in out, out[-2000:]
+    assert f"── {after}" not in out
 
 
 def test_sigterm_during_teardown_is_a_first_signal_the_teardown_finishes(clean: Cloud):
@@ -414,6 +422,23 @@ def test_setup_alone_treats_sigterm_like_ctrl_c(clean: Cloud):
     state = cloud.state(lab)
     assert [r for r in state["resources"] if r["status"] == "pending"] == []  # all journaled
     assert cloud.inventory()  # kept, as setup does
+    done = cloud.gdlab("teardown", "--lab", lab)
+    assert done.returncode == 0, done.stderr
+    assert cloud.inventory() == {}
+
+
+def test_keep_keeps_the_lab_on_a_signal_and_says_how_to_remove_it(clean: Cloud):
+    cloud, lab = clean, "sig-keep"
+    proc = cloud.start("run", "--lab", lab, "--keep")
+    wait_for("a few resources", proc, lambda: created(cloud, lab) >= 5)
+    ctrl_c(proc)
+    code, out, err = finish(proc)
+    assert code == 130, (out[-2000:], err)
+    assert err.strip().splitlines()[-1] == (
+        f"gdlab run interrupted (SIGINT): lab {lab} kept (--keep) — "
+        f"'gdlab teardown --lab {lab}' removes it"
+    )
+    assert "teardown started" not in timeline(cloud, lab)
     done = cloud.gdlab("teardown", "--lab", lab)
     assert done.returncode == 0, done.stderr
     assert cloud.inventory() == {}
