@@ -42,7 +42,9 @@ def run(
     json_out: bool = typer.Option(False, "--json", help="Print the run's report as JSON."),
 ) -> None:
     """Run the whole incident: setup -> trigger -> watch -> verify -> teardown, then one
-    summary (timeline, e-mails, verify table). Teardown runs even when a step fails.
+    summary (timeline, e-mails, verify table). Teardown runs even when a step fails, and
+    on Ctrl-C, SIGTERM or SIGHUP (exit code 130): the calls in flight finish first; the
+    same signal again stops the teardown and names what is left.
 
     \b
     Example: gdlab run            (local cloud, no AWS account needed)
