@@ -30,7 +30,7 @@ def lab_at(endpoint: str, target: str = "local"):
 
 @pytest.fixture
 def prompt(monkeypatch):
-    """A lost endpoint is declared after 3 failed polls, however quickly they come."""
+    """A lost endpoint is declared after 2 failed polls, however quickly they come."""
     monkeypatch.setattr(watch_module, "LOST_AFTER_SECONDS", 0.0)
     monkeypatch.setattr(cloud_module, "BOUNDED_ATTEMPTS", 1)
 
@@ -58,7 +58,7 @@ def test_a_closed_port_ends_the_watch_with_one_line(prompt, free_port):
     line, code = describe(raised.value)
     assert code == 1
     assert line.startswith(f"lost the endpoint {endpoint} while watching lab gd-watch1: ")
-    assert "nothing listens at" in line and "(3 polls in a row" in line
+    assert "nothing listens at" in line and "(2 polls in a row)" in line
     assert "'gdlab local status' shows the local cloud; if it was stopped, the lab's " \
            "resources are gone" in line
     assert "\n" not in line

@@ -39,9 +39,11 @@ HINTS = {
 }
 
 
-# An endpoint is lost when this many polls in a row, spanning at least this long, could not
-# reach it (connection refused, no answer, connection closed). One failed poll is survived.
-LOST_AFTER_POLLS = 3
+# An endpoint is lost when at least this many polls in a row, spanning at least this long,
+# could not reach it (connection refused, no answer, connection closed): a refused
+# connection is noticed in 10 s, an endpoint that hangs after two bounded polls (~50 s).
+# One failed poll, or a blip shorter than that, is survived.
+LOST_AFTER_POLLS = 2
 LOST_AFTER_SECONDS = 10.0
 # (first, longest) pause between polls: the local cloud answers at once; AWS rate-limits.
 PAUSES = {"local": (0.05, 0.5), "aws": (5.0, 30.0)}
@@ -221,8 +223,8 @@ def lost(ctx: LabContext, exc: BaseException, polls: int, seconds: float) -> End
         else "check the network and --endpoint-url; 'gdlab watch' resumes where it stopped"
     )
     return EndpointLost(
-        f"lost the endpoint {where} while watching lab {ctx.lab}: {what} "
-        f"({polls} polls in a row, {seconds:.0f} s)",
+        f"lost the endpoint {where} while watching lab {ctx.lab}: {what}, "
+        f"for {seconds:.0f} s ({polls} polls in a row)",
         hint,
     )
 
@@ -233,8 +235,8 @@ def watch(
     on_update: Callable[[list[Hop]], None] | None = None,
 ) -> WatchResult:
     """Poll with backoff and jitter until every hop is seen or the deadline passes. Raises
-    EndpointLost when the endpoint stops answering for several polls in a row (or is not
-    answering when the deadline comes)."""
+    EndpointLost when the endpoint stops answering for several polls in a row (see
+    LOST_AFTER_*), or is still not answering when the deadline comes."""
     if timeout_seconds is None:
         timeout_seconds = float(
             ctx.scenario.watch_local_seconds
@@ -262,9 +264,9 @@ def watch(
                 failing_since = poll_started
             failed_polls += 1
             failing = time.monotonic() - failing_since
-            # at the deadline, two failed polls in a row say more than hints about hops
-            if (failed_polls >= LOST_AFTER_POLLS and failing >= LOST_AFTER_SECONDS) or (
-                remaining <= 0 and failed_polls >= 2
+            # at the deadline, failed polls in a row say more than hints about hops
+            if failed_polls >= LOST_AFTER_POLLS and (
+                failing >= LOST_AFTER_SECONDS or remaining <= 0
             ):
                 error = lost(ctx, watcher.unreachable, failed_polls, failing)
                 ctx.state.event(str(error), kind="error")
