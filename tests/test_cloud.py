@@ -236,3 +236,20 @@ def test_user_and_password_in_the_endpoint_are_not_shown(quick, free_port):
         cloud.account  # noqa: B018
     line = describe(raised.value)[0]
     assert "s3cret" not in line and f"http://127.0.0.1:{port}" in line
+
+
+@pytest.mark.parametrize("url", ["foo", "http://", "127.0.0.1:4566", "ftp://x", "http://[::1",
+                                 "http://a b", "http://h:99999", "http://u:s3cret@h:x"])
+def test_an_endpoint_that_is_not_a_url_is_a_usage_error(run_cli, gdlab_home, url):
+    code, _, err = run_cli("--target", "aws", "--endpoint-url", url, "setup", "--yes")
+    line = one_line(err)
+    assert code == 2
+    assert line.startswith("error: invalid --endpoint-url '")
+    assert "use a whole URL such as http://127.0.0.1:4566" in line
+    assert "s3cret" not in line and "ValueError" not in line
+
+
+def test_aws_endpoint_url_from_the_environment_is_checked_too(run_cli, monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "nope")
+    code, _, err = run_cli("--target", "aws", "setup", "--yes")
+    assert code == 2 and "invalid AWS_ENDPOINT_URL 'nope'" in one_line(err)

@@ -68,15 +68,36 @@ class CloudSettings:
             or os.environ.get("AWS_REGION")
             or os.environ.get("AWS_DEFAULT_REGION")
         )
-        endpoint = given.get("endpoint_url")
+        endpoint, source = given.get("endpoint_url"), "--endpoint-url"
         if not endpoint and target == "aws":
-            endpoint = os.environ.get("AWS_ENDPOINT_URL")
+            endpoint, source = os.environ.get("AWS_ENDPOINT_URL"), "AWS_ENDPOINT_URL"
+        if endpoint:
+            validate_endpoint(endpoint, source)
         return cls(
             target=target,
             region=region,
             profile=given.get("profile") or os.environ.get("AWS_PROFILE"),
             endpoint_url=endpoint,
         )
+
+
+def validate_endpoint(url: str, source: str = "--endpoint-url") -> str:
+    """An endpoint must be a whole http(s) URL with a host (botocore would say only
+    'ValueError: Invalid endpoint')."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError:
+        ok = False
+    if not ok or any(c.isspace() or not c.isprintable() for c in url):
+        raise UsageError(
+            f"invalid {source} '{safe_url(url)}'",
+            "use a whole URL such as http://127.0.0.1:4566 or https://sts.us-east-1.amazonaws.com",
+        )
+    return url
 
 
 _loader: Any = None

@@ -97,23 +97,13 @@ def one_line(text: str, limit: int = MAX_LINE) -> str:
 
 
 def safe_url(url: str | None) -> str:
-    """An endpoint as it may be shown: no user:password part, bounded length."""
+    """An endpoint as it may be shown: no user:password part, no lone trailing slash,
+    bounded length."""
     if not url:
         return "the endpoint"
-    from urllib.parse import urlsplit
-
-    try:
-        parts = urlsplit(url)
-        if parts.username or parts.password:
-            host = parts.hostname or ""
-            if parts.port:
-                host = f"{host}:{parts.port}"
-            parts = parts._replace(netloc=host)
-        if parts.path == "/" and not parts.query:
-            parts = parts._replace(path="")
-        url = parts.geturl()
-    except ValueError:
-        pass
+    url = re.sub(r"^([A-Za-z][\w+.-]*://)[^/?#]*@", r"\1", str(url))
+    if re.fullmatch(r"[A-Za-z][\w+.-]*://[^/?#]+/", url):
+        url = url[:-1]
     return shown(url, 120)
 
 
