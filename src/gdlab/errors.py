@@ -111,6 +111,8 @@ def endpoint_hint(url: str | None, local: bool | None = None) -> str:
     """What to check when an endpoint misbehaves: AWS's own endpoints are reached through the
     network; anything else was chosen with --endpoint-url, or is the local cloud (`local`:
     the target is local; None: guess from the host)."""
+    if not url:
+        return f"retry; if it goes on, check the network and {ENDPOINT_HINT.split(' ', 1)[1]}"
     host = ""
     if url:
         from urllib.parse import urlsplit
@@ -148,8 +150,8 @@ def _parse_reason(exc: BaseException) -> str:
     """ResponseParserError's reason without the body it quotes ('Unable to parse response
     (syntax error: line 1, column 0), invalid XML received...: b'...')."""
     first = str(exc).split("\n", 1)[0]
-    match = re.search(r"\((.*?)\)", first)
-    return one_line(match.group(1) if match else "unreadable", 80)
+    match = re.search(r"Unable to parse response \((.*)\), invalid", first)
+    return one_line(match.group(1) if match else "no reason given", 80)
 
 
 def describe_endpoint_error(exc: BaseException, endpoint: str | None = None,
@@ -166,14 +168,15 @@ def describe_endpoint_error(exc: BaseException, endpoint: str | None = None,
         return None
     url = endpoint or getattr(exc, "kwargs", {}).get("endpoint_url")
     where = safe_url(url)
+    the = f"the endpoint {where}" if url else "the endpoint"
     hint = endpoint_hint(url, local)
     waited = f" within {within:.0f} s" if within is not None else " in time"
     if isinstance(exc, bce.ConnectTimeoutError):
         return f"cannot connect to {where}{waited}", f"is it up and reachable? {hint}"
     if isinstance(exc, bce.ReadTimeoutError):
-        return f"the endpoint {where} did not answer{waited}", f"is it up? {hint}"
+        return f"{the} did not answer{waited}", f"is it up? {hint}"
     if isinstance(exc, bce.ConnectionClosedError):
-        return f"the endpoint {where} closed the connection without answering", hint
+        return f"{the} closed the connection without answering", hint
     if isinstance(exc, bce.SSLError):
         return f"TLS failed with {where}: {_cause(exc) or 'certificate not accepted'}", (
             f"{hint}; AWS_CA_BUNDLE names a custom CA"
@@ -187,7 +190,7 @@ def describe_endpoint_error(exc: BaseException, endpoint: str | None = None,
             return f"nothing listens at {where} (connection refused)", f"is it up? {hint}"
         return f"cannot reach {where}" + (f": {cause}" if cause else ""), hint
     if isinstance(exc, ResponseParserError):
-        return (f"the endpoint {where} did not answer as AWS does: its answer is not readable "
+        return (f"{the} did not answer as AWS does: its answer is not readable "
                 f"as AWS's ({_parse_reason(exc)})", hint)
     if isinstance(exc, bce.ClientError):
         err = exc.response.get("Error", {})
@@ -196,8 +199,10 @@ def describe_endpoint_error(exc: BaseException, endpoint: str | None = None,
         if not code or code.isdigit():  # botocore found no AWS error code in the answer
             headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
             kind = headers.get("content-type")
-            return (f"the endpoint {where} did not answer as AWS does: it answered HTTP "
-                    f"{status or code or '?'}" + (f" ({shown(kind, 40)})" if kind else ""), hint)
+            op = getattr(exc, "operation_name", None)
+            return (f"{the} did not answer as AWS does: it answered HTTP "
+                    f"{status or code or '?'}" + (f" ({shown(kind, 40)})" if kind else "")
+                    + (f" to {op}" if op else ""), hint)
         return None
     if isinstance(exc, (bce.HTTPClientError, bce.ConnectionError)):
         cause = _cause(exc)

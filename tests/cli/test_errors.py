@@ -195,3 +195,42 @@ def test_a_client_error_from_a_non_aws_answer_is_named_so():
     line, code = describe(exc)
     assert code == 1
     assert "did not answer as AWS does: it answered HTTP 502 (text/html)" in line
+
+
+@pytest.mark.parametrize(
+    "make, expected",
+    [
+        (lambda b: b.EndpointConnectionError(
+            endpoint_url="http://127.0.0.1:1/", error="[Errno 111] Connection refused"),
+         "nothing listens at http://127.0.0.1:1 (connection refused)"),
+        (lambda b: b.EndpointConnectionError(
+            endpoint_url="https://nope.invalid/",
+            error="Failed to resolve 'nope.invalid' ([Errno -2] Name or service not known)"),
+         "cannot reach https://nope.invalid: its host name does not resolve"),
+        (lambda b: b.ConnectionClosedError(endpoint_url="http://127.0.0.1:2/"),
+         "the endpoint http://127.0.0.1:2 closed the connection without answering"),
+    ],
+)
+def test_connection_errors_name_the_endpoint(make, expected):
+    import botocore.exceptions
+
+    from gdlab.errors import describe
+
+    line, code = describe(make(botocore.exceptions))
+    assert code == 1 and line.startswith(expected), line
+
+
+def test_an_unreadable_answer_never_dumps_its_body():
+    from botocore.parsers import ResponseParserError
+
+    from gdlab.errors import describe
+
+    body = repr(os.urandom(6000))
+    exc = ResponseParserError(
+        "Unable to parse response (not well-formed (invalid token): line 1, column 0), "
+        f"invalid XML received. Further retries may succeed:\n{body}"
+    )
+    line, code = describe(exc)
+    assert code == 1 and len(line) < 250 and "\\x" not in line
+    assert "its answer is not readable as AWS's (not well-formed (invalid token): line 1, " \
+        "column 0)" in line
