@@ -154,7 +154,8 @@ def test_ec2_shapes():
     assert 'tags = kwargs.pop("tags", {})' in inspect.getsource(ec2._orig_run_instances)
     assert "Reservation" in inspect.getsource(ec2._orig_run_instances)
     assert "self.security_groups = security_groups" in inspect.getsource(Instance.__init__)
-    assert "nic.delete_on_termination" in inspect.getsource(Instance.terminate)
+    assert "nic.delete_on_termination" in inspect.getsource(ec2._orig_terminate)
+    assert 'self._state.name = "terminated"' in inspect.getsource(ec2._orig_terminate)
     assert "self._group_set" in inspect.getsource(NetworkInterface.__init__)
     assert "eni._group_set = groups" in inspect.getsource(
         NetworkInterfaceBackend.modify_network_interface_attribute)
@@ -168,6 +169,7 @@ def test_ec2_shapes():
     assert InstanceBackend.modify_instance_security_groups is ec2._modify_instance_security_groups
     assert SecurityGroupBackend.delete_security_group is ec2._delete_security_group
     assert ElasticAddressBackend.allocate_address is ec2._allocate_address
+    assert Instance.terminate is ec2._terminate
     assert isinstance(inspect.getattr_static(Instance, "security_groups"), property)
 
 
