@@ -32,7 +32,8 @@ class AppContext:
         if self._store is None:
             from gdlab.lab.state import LabStore
 
-            self._store = LabStore()
+            # A command waiting for another one that holds the lab says so, once.
+            self._store = LabStore(on_wait=_say_waiting)
         return self._store
 
     def settings(self, **override: Any) -> Any:
@@ -125,6 +126,12 @@ def cloud_gone(state: Any) -> LabCloudGone:
         f"'gdlab teardown --lab {lab}' forgets it, 'gdlab setup --lab {lab}' builds it again "
         "from scratch",
     )
+
+
+def _say_waiting(line: str) -> None:
+    from rich.markup import escape
+
+    err_console().print(f"[yellow]{escape(line)}[/yellow]", soft_wrap=True)
 
 
 _console = None

@@ -18,7 +18,6 @@ MAX_DURATION = 24 * 3600
 MAX_COUNT = 100
 
 
-
 def register(app: typer.Typer) -> None:
     app.command("trigger")(trigger)
     app.command("watch")(watch)
@@ -60,6 +59,10 @@ def lab_context(ctx: typer.Context, lab: str | None):  # type: ignore[no-untyped
 
     app = obj(ctx)
     state = app.store.resolve(lab)
+    # trigger, watch and verify move the lab's phase: one command at a time per lab, and
+    # the state read again once the lock is ours.
+    app.store.acquire(state.lab)
+    state = app.store.load(state.lab)
     if state.phase == "torn-down":
         raise UsageError(f"lab {state.lab} was torn down", "set up a new one with 'gdlab setup'")
     cloud = app.cloud_for_lab(state)
