@@ -191,8 +191,8 @@ def _forget(state, dry_run: bool, out):  # type: ignore[no-untyped-def]
         state.set_phase("torn-down", "forgotten: the local cloud that held the lab is gone")
     if out:
         out.print(
-            f"lab {state.lab} {'would be' if dry_run else ''} forgotten: the local cloud that "
-            f"held it is gone, and its {len(gone)} resource(s) with it"
+            f"lab {state.lab} {'would be forgotten' if dry_run else 'forgotten'}: the local "
+            f"cloud that held it is gone, and its {len(gone)} resource(s) with it"
         )
     status = "would-delete" if dry_run else "deleted"
     return {
