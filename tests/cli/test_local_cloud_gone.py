@@ -131,3 +131,30 @@ def test_commands_on_a_lab_of_a_restarted_cloud_say_it_is_gone(run_cli, gdlab_ho
     # the current lab too, without --lab
     assert_gone(run_cli("trigger"), "gd-lost1")
     assert daemon.status(gdlab_home)["cloud_id"] == after["cloud_id"]  # still the same cloud
+
+
+@pytest.mark.slow
+def test_teardown_forgets_and_setup_rebuilds_a_lab_whose_cloud_is_gone(run_cli, gdlab_home,
+                                                                        port, stop_after):
+    for lab in ("gd-fgt1", "gd-reb1"):
+        code, _, err = run_cli("setup", "--lab", lab, "--json")
+        assert code == 0, err
+    kill_hard(daemon.status(gdlab_home)["pid"])
+    daemon.start(gdlab_home)
+
+    code, out, err = run_cli("teardown", "--lab", "gd-fgt1", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["actions"] and {a["detail"] for a in report["actions"]} == {
+        "gone with its local cloud"}
+    assert LabStore(gdlab_home).load("gd-fgt1").phase == "torn-down"
+
+    code, out, err = run_cli("setup", "--lab", "gd-reb1", "--json")
+    assert code == 0, err
+    rebuilt = json.loads(out)
+    assert rebuilt["local_cloud"] == daemon.status(gdlab_home)["cloud_id"]
+    assert any("building it again from scratch" in e["message"] for e in rebuilt["timeline"])
+    code, out, err = run_cli("verify", "--lab", "gd-reb1", "--json")
+    assert "no longer running" not in err  # it lives in the running cloud now
+    code, _, err = run_cli("teardown", "--lab", "gd-reb1")
+    assert code == 0, err
