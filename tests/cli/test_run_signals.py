@@ -402,7 +402,7 @@ def test_second_signal_stops_the_teardown_and_says_how_to_finish(clean: Cloud):
     assert code == 130, (out[-2000:], err)
     last = err.strip().splitlines()[-1]
     assert f"teardown of lab {lab} interrupted" in last, err
-    assert "resource(s) remain: " in last and f"'gdlab teardown --lab {lab}'" in last, last
+    assert "resource(s) remain (" in last and f"'gdlab teardown --lab {lab}'" in last, last
     left = cloud.inventory()
     assert left and "functions" not in left  # the delete in flight finished; the rest waits
     done = cloud.gdlab("teardown", "--lab", lab)
@@ -439,6 +439,31 @@ def test_keep_keeps_the_lab_on_a_signal_and_says_how_to_remove_it(clean: Cloud):
         f"'gdlab teardown --lab {lab}' removes it"
     )
     assert "teardown started" not in timeline(cloud, lab)
+    done = cloud.gdlab("teardown", "--lab", lab)
+    assert done.returncode == 0, done.stderr
+    assert cloud.inventory() == {}
+
+
+def test_ctrl_c_stops_a_plain_teardown_and_names_what_is_left(clean: Cloud):
+    """`gdlab teardown` alone: the first signal lets the delete in flight finish, then stops
+    and names what is left; a second teardown finishes it."""
+    cloud, lab = clean, "sig-td"
+    made = cloud.gdlab("setup", "--lab", lab)
+    assert made.returncode == 0, made.stderr
+    function = b"GuardDuty-Example-Remediation-EC2MaliciousIPCaller-" + lab.encode()
+    cloud.relay.holding(b"DELETE /2015-03-31/functions/" + function + b" HTTP")
+    proc = cloud.start("teardown", "--lab", lab)
+    wait_for("the teardown deleting the function", proc, cloud.relay.held.is_set)
+    ctrl_c(proc)
+    time.sleep(0.3)
+    cloud.relay.release()
+    code, out, err = finish(proc)
+    assert code == 130, (out[-2000:], err)
+    assert "stopping the teardown once the deletes in flight have finished" in err, err
+    assert f"teardown of lab {lab} interrupted" in err and f"gdlab teardown --lab {lab}" in err
+    assert "Traceback" not in out + err
+    left = cloud.inventory()
+    assert left and "functions" not in left
     done = cloud.gdlab("teardown", "--lab", lab)
     assert done.returncode == 0, done.stderr
     assert cloud.inventory() == {}

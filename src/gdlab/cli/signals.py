@@ -53,10 +53,16 @@ class Signals:
     """The signals one run or setup has received, and what they asked for."""
 
     def __init__(
-        self, lab: str | None = None, keep: bool = False, say: Callable[[str], None] = _say
+        self,
+        lab: str | None = None,
+        keep: bool = False,
+        say: Callable[[str], None] = _say,
+        teardown_only: bool = False,
     ):
         self.lab = lab
         self.keep = keep  # no teardown follows (`setup`, `run --keep`): the lab stays
+        # `gdlab teardown`: the teardown is the whole command, so the first signal stops it
+        self.teardown_only = teardown_only
         self.say = say
         self.stop = threading.Event()  # first signal: start nothing new, wind down
         self.cancel = threading.Event()  # second signal: stop the teardown too
@@ -102,7 +108,14 @@ class Signals:
         name = _name(signum)
         self.received.append(name)
         count = len(self.received)
-        if count == 1:
+        if count == 1 and self.teardown_only:
+            self.stop.set()
+            self.cancel.set()
+            self.say(
+                f"interrupted ({name}): stopping the teardown once the deletes in flight have "
+                "finished; what is left will be named"
+            )
+        elif count == 1:
             self.stop.set()
             if self.stage == "teardown":
                 self.say(
@@ -135,13 +148,16 @@ class Signals:
 
 @contextmanager
 def handling(
-    lab: str | None = None, keep: bool = False, say: Callable[[str], None] = _say
+    lab: str | None = None,
+    keep: bool = False,
+    say: Callable[[str], None] = _say,
+    teardown_only: bool = False,
 ) -> Iterator[Signals]:
     """Install a `Signals` for SIGINT, SIGTERM and SIGHUP while the block runs. A signal
     the process was started ignoring (`nohup`, a background job) stays ignored. Outside the
     main thread (where Python allows no handlers) it only tracks what it is told."""
     global _current
-    sig = Signals(lab, keep, say)
+    sig = Signals(lab, keep, say, teardown_only)
     previous: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():
         for signum in HANDLED:

@@ -8,6 +8,7 @@ from gdlab.cli.common import console, obj, print_json
 from gdlab.errors import (
     DamagedState,
     GdlabError,
+    Interrupted,
     LabCloudGone,
     LabNotFound,
     StepFailed,
@@ -33,8 +34,7 @@ def teardown(
     \b
     Example: gdlab teardown --lab gd-1a2b3c --dry-run
     """
-    from rich.markup import escape
-
+    from gdlab.cli import signals
     from gdlab.lab.state import validate_lab_id
 
     if lab and all_labs:
@@ -53,20 +53,18 @@ def teardown(
     out = console() if not json_out else None
     report: list[dict] = []
     failures: list[str] = []
-    for lab_id in lab_ids:
-        try:
-            entry = _one(app, lab_id, dry_run, yes, out, discovered_only=all_labs)
-        except GdlabError as exc:
-            if not all_labs:
-                raise
-            # --all: one lab's failure must not keep the others alive.
-            failures.append(f"{lab_id}: {exc}")
-            report.append({"lab": lab_id, "dry_run": dry_run, "error": str(exc)})
-            if out:
-                out.print(f"[bold red]lab {escape(lab_id)}:[/bold red] {escape(str(exc))}")
-            continue
-        if entry is not None:
-            report.append(entry)
+    # Ctrl-C, SIGTERM, SIGHUP: the deletes in flight finish, then the teardown stops and
+    # names what is left (Interrupted, exit 130); with --all no further lab is begun.
+    with signals.handling(lab_ids[0] if len(lab_ids) == 1 else None, teardown_only=True) as sig:
+        for lab_id in lab_ids:
+            if sig.cancel.is_set():
+                raise Interrupted(
+                    "teardown interrupted before lab(s) "
+                    + ", ".join(lab_ids[lab_ids.index(lab_id) :])
+                    + " were begun",
+                    "rerun 'gdlab teardown --all' to finish",
+                )
+            _each(app, lab_id, dry_run, yes, out, all_labs, sig, report, failures)
     if not report and out:
         out.print("nothing to tear down")
     if json_out:
@@ -76,6 +74,26 @@ def teardown(
             f"{len(failures)} lab(s) not fully torn down: {'; '.join(failures)}",
             "rerun 'gdlab teardown --all' to finish",
         )
+
+
+def _each(app, lab_id, dry_run, yes, out, all_labs, sig, report, failures) -> None:  # type: ignore[no-untyped-def]
+    """One lab of the command; with --all, its failure is reported and the others go on."""
+    from rich.markup import escape
+
+    try:
+        entry = _one(app, lab_id, dry_run, yes, out, all_labs, sig.cancel)
+    except Interrupted:
+        raise  # a signal stops the whole command, not just this lab
+    except GdlabError as exc:
+        if not all_labs:
+            raise
+        failures.append(f"{lab_id}: {exc}")
+        report.append({"lab": lab_id, "dry_run": dry_run, "error": str(exc)})
+        if out:
+            out.print(f"[bold red]lab {escape(lab_id)}:[/bold red] {escape(str(exc))}")
+        return
+    if entry is not None:
+        report.append(entry)
 
 
 def _every_lab(app) -> list[str]:  # type: ignore[no-untyped-def]
@@ -97,14 +115,14 @@ def _every_lab(app) -> list[str]:  # type: ignore[no-untyped-def]
     return sorted(ids)
 
 
-def _one(app, lab_id: str, dry_run: bool, yes: bool, out, discovered_only: bool):  # type: ignore[no-untyped-def]
+def _one(app, lab_id: str, dry_run: bool, yes: bool, out, discovered_only: bool, cancel):  # type: ignore[no-untyped-def]
     """Tear one lab down under its lock, from a state read just now (another lab's teardown
     may have handed it a detector a moment ago). None: nothing of it was found (--all)."""
     from gdlab.lab.state import LabStore
 
     store: LabStore = app.store
     if dry_run:  # a dry run writes nothing, not even a lock file
-        return _teardown_locked(app, lab_id, dry_run, yes, out, discovered_only)
+        return _teardown_locked(app, lab_id, dry_run, yes, out, discovered_only, cancel)
     try:
         store.acquire(lab_id)
     except OSError:
@@ -114,13 +132,13 @@ def _one(app, lab_id: str, dry_run: bool, yes: bool, out, discovered_only: bool)
     else:
         held = True
     try:
-        return _teardown_locked(app, lab_id, dry_run, yes, out, discovered_only)
+        return _teardown_locked(app, lab_id, dry_run, yes, out, discovered_only, cancel)
     finally:
         if held:
             store.release(lab_id)
 
 
-def _teardown_locked(app, lab_id, dry_run, yes, out, discovered_only):  # type: ignore[no-untyped-def]
+def _teardown_locked(app, lab_id, dry_run, yes, out, discovered_only, cancel):  # type: ignore[no-untyped-def]
     from rich.markup import escape
 
     from gdlab.cli.setup import confirm_billable
@@ -154,7 +172,10 @@ def _teardown_locked(app, lab_id, dry_run, yes, out, discovered_only):  # type: 
             raise
     lab_ctx = lifecycle.context(cloud, state, load(state.scenario))
     if not dry_run:
-        confirm_billable(cloud, yes, f"gdlab will delete lab {lab_id}")
+        from gdlab.cli import signals
+
+        with signals.interruptible():  # a prompt only waits: a signal ends it at once
+            confirm_billable(cloud, yes, f"gdlab will delete lab {lab_id}")
     if out:
         verb = "Would delete" if dry_run else "Tearing down"
         out.print(f"[bold]{verb} lab {lab_id}[/bold] on {cloud.target} {cloud.region}")
@@ -163,6 +184,7 @@ def _teardown_locked(app, lab_id, dry_run, yes, out, discovered_only):  # type: 
         store=store,
         dry_run=dry_run,
         progress=(lambda e: step_line(out, e)) if out else (lambda e: None),
+        cancel=cancel,
     )
     if out:
         deleted = sum(1 for e in events if e.status in ("deleted", "would-delete"))

@@ -142,6 +142,7 @@ def setup(
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gdlab-setup") as pool:
         while steps or running:
             if cancel is not None and cancel.is_set() and not errors:
+                state.event("setup interrupted: no new step started", kind="error")
                 errors.append(
                     Interrupted(
                         f"setup of lab {state.lab} interrupted: no new step started, "
@@ -379,9 +380,11 @@ def _teardown(
         if cancel is not None and cancel.is_set():
             left = [d for g in groups[index:] for d in g if d.resource.ownership != "adopted"]
             state.event(f"teardown interrupted: {len(left)} resource(s) remain", kind="error")
+            kinds = list(dict.fromkeys(d.step.label for d in left))
+            shown = ", ".join(kinds[:6]) + (f" and {len(kinds) - 6} more" if len(kinds) > 6 else "")
             raise Interrupted(
-                f"teardown of lab {state.lab} interrupted; {len(left)} resource(s) remain: "
-                + ", ".join(f"{d.step.label} {d.resource.id}" for d in left),
+                f"teardown of lab {state.lab} interrupted; {len(left)} resource(s) remain "
+                f"({shown}; 'gdlab status --lab {state.lab}' lists them)",
                 f"'gdlab teardown --lab {state.lab}' finishes it",
             )
         begun: list[tuple[Doomed, float]] = []
