@@ -151,10 +151,6 @@ def test_every_command_on_a_busy_lab_waits_then_refuses_in_one_line(module_cloud
     assert cloud.inventory(lab) == {}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the 'waiting' line prints the lock file's holder text raw (cli/common.py _say_waiting, "
-    "text from lab/locks.py holder()): a newline in the holder's command line breaks it in "
-    "two, and escape sequences reach the terminal; the final error line is cleaned"))
 def test_the_waiting_line_stays_one_line_whatever_the_holder_ran(
     module_cloud: Any, tmp_path: Path
 ):
@@ -323,12 +319,6 @@ class HoldingProxy:
         self.server.server_close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "two setups of different labs in a region without a detector: both list none, both "
-    "create, the second gets BadRequestException 'a detector already exists' and its setup "
-    "fails (lab/steps/detection.py Detector.create checks then creates; Security Hub's "
-    "step adopts on ResourceConflictException, the detector's does not adopt on its "
-    "'already exists')"))
 def test_two_labs_set_up_at_once_share_the_region_detector(module_cloud: Any, tmp_path: Path):
     cloud = module_cloud
     assert cloud.client("guardduty").list_detectors()["DetectorIds"] == [], \

@@ -170,6 +170,11 @@ def test_ec2_shapes():
     assert SecurityGroupBackend.delete_security_group is ec2._delete_security_group
     assert ElasticAddressBackend.allocate_address is ec2._allocate_address
     assert Instance.terminate is ec2._terminate
+    from moto.ec2.models.subnets import Subnet
+
+    assert "_subnet_ip_generator" in inspect.getsource(ec2._orig_get_available_subnet_ip)
+    assert "self.cidr.hosts()" in inspect.getsource(Subnet._base_avail_ip_iterator)
+    assert Subnet.get_available_subnet_ip is ec2._get_available_subnet_ip
     assert isinstance(inspect.getattr_static(Instance, "security_groups"), property)
 
 

@@ -187,3 +187,14 @@ def test_elastic_ip_quota_over_http(local_client, local_server):
                                 endpoint_url=local_server.endpoint))
     with pytest.raises(PreflightError, match="5 of 5 in use"):
         cloud.preflight(eips_needed=1)
+
+
+def test_instances_launched_at_once_in_one_subnet_get_distinct_addresses(ec2, net):
+    """The threaded local cloud launches setup's two instances side by side: moto's shared
+    address generator is taken one caller at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        launched = list(pool.map(lambda _: launch(ec2, net), range(16)))
+    addresses = [i["PrivateIpAddress"] for i in launched]
+    assert len(set(addresses)) == 16

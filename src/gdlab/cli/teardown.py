@@ -149,11 +149,11 @@ def _teardown_locked(app, lab_id, dry_run, yes, out, discovered_only, cancel):  
 
     store = app.store
     state = None
+    damaged: DamagedState | None = None
     try:
         state = store.load(lab_id)
     except DamagedState as exc:
-        if out:
-            out.print(f"[yellow]{escape(str(exc.message))}: rebuilding it from the cloud[/yellow]")
+        damaged = exc
     except LabNotFound:
         if store.exists(lab_id):
             raise
@@ -167,9 +167,18 @@ def _teardown_locked(app, lab_id, dry_run, yes, out, discovered_only, cancel):  
         try:
             state = rebuild_lost_lab(store, cloud, load(), lab_id, dry_run=dry_run)
         except LabNotFound:
+            if damaged is not None:
+                return _set_aside(store, lab_id, damaged, cloud, dry_run, out)
             if discovered_only:
                 return None  # a name that looked like a lab's, with nothing tagged for it
             raise
+        if damaged is not None and out:
+            verb = "would be rebuilt" if dry_run else "rebuilt"
+            out.print(
+                f"[yellow]lab {lab_id}: its state file is damaged ({escape(damaged.reason)}); "
+                f"{verb} from the cloud's tags[/yellow]",
+                soft_wrap=True,
+            )
     lab_ctx = lifecycle.context(cloud, state, load(state.scenario))
     if not dry_run:
         from gdlab.cli import signals
@@ -201,6 +210,23 @@ def _teardown_locked(app, lab_id, dry_run, yes, out, discovered_only, cancel):  
             {"key": e.key, "id": e.id, "status": e.status, "detail": e.detail} for e in events
         ],
     }
+
+
+def _set_aside(store, lab_id, damaged, cloud, dry_run: bool, out):  # type: ignore[no-untyped-def]
+    """A damaged lab with nothing of it in the cloud: its file goes aside (kept, renamed),
+    so `gdlab labs` no longer lists it."""
+    from rich.markup import escape
+
+    aside = None if dry_run else store.set_aside(lab_id).name
+    if out:
+        kept = "would be set aside" if dry_run else f"is kept as {aside}"
+        out.print(
+            f"lab {lab_id}: nothing of it in {cloud.target} {cloud.region}; its damaged state "
+            f"file ({escape(damaged.reason)}) {kept}",
+            soft_wrap=True,
+        )
+    return {"lab": lab_id, "dry_run": dry_run, "actions": [], "damaged": damaged.reason,
+            "set_aside": aside}
 
 
 def _forget(state, dry_run: bool, out):  # type: ignore[no-untyped-def]

@@ -34,7 +34,9 @@ def private_dir(path: Path) -> Path:
             f"{path} is a symlink; gdlab does not follow symlinks in its home",
             f"remove it (rm {path}) and retry",
         )
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for folder in reversed(missing):  # mkdir(parents=True) would make the parents 0755
+        folder.mkdir(mode=0o700, exist_ok=True)
     return path
 
 
@@ -58,9 +60,12 @@ def holder(path: Path) -> str:
         fd = open_nofollow(path, os.O_RDONLY)
     except (OSError, GdlabError):
         return "another gdlab command"
-    with os.fdopen(fd) as handle:
+    with os.fdopen(fd, errors="replace") as handle:
         text = handle.read(300).strip()
-    return text or "another gdlab command"
+    # Whatever the file says is shown in one line: control characters written as escapes.
+    from gdlab.errors import shown
+
+    return shown(text, 160) if text else "another gdlab command"
 
 
 def acquire(

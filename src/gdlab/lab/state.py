@@ -11,6 +11,7 @@ import json
 import os
 import re
 import secrets
+import stat
 import tempfile
 import threading
 from dataclasses import asdict, dataclass, field
@@ -80,9 +81,19 @@ def write_private(path: Path, text: str) -> None:
 
 def read_private(path: Path) -> str:
     """A file of gdlab's home, never through a symlink."""
-    fd = locks.open_nofollow(path, os.O_RDONLY)
+    fd = locks.open_nofollow(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not hang us
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegular(f"{path} is not a regular file")
+    except BaseException:
+        os.close(fd)
+        raise
     with os.fdopen(fd) as handle:
         return handle.read()
+
+
+class NotRegular(OSError):
+    """A path gdlab reads is a FIFO, a device or a folder, not a file it wrote."""
 
 
 def _plain(exc: OSError) -> str:
@@ -314,6 +325,8 @@ class LabStore:
             ) from None
         except locks.UnsafePath:
             raise self._damaged(lab, "it is a symlink") from None
+        except (NotRegular, IsADirectoryError):
+            raise self._damaged(lab, "it is not a regular file") from None
         except (ValueError, UnicodeDecodeError) as exc:
             raise self._damaged(lab, f"it is not JSON ({exc})") from None
         except OSError as exc:

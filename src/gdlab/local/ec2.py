@@ -26,6 +26,7 @@ from moto.ec2.models.elastic_ip_addresses import ElasticAddressBackend
 from moto.ec2.models.elastic_network_interfaces import NetworkInterface
 from moto.ec2.models.instances import Instance, InstanceBackend
 from moto.ec2.models.security_groups import SecurityGroupBackend
+from moto.ec2.models.subnets import Subnet
 
 # AWS-owned public ranges that EC2 really allocates Elastic IPs from.
 EIP_RANGES = [ipaddress.ip_network(n) for n in ("3.208.0.0/12", "18.204.0.0/14",
@@ -82,6 +83,16 @@ _orig_run_instances = InstanceBackend.run_instances
 _orig_allocate_address = ElasticAddressBackend.allocate_address
 _orig_delete_security_group = SecurityGroupBackend.delete_security_group
 _orig_terminate = Instance.terminate
+_orig_get_available_subnet_ip = Subnet.get_available_subnet_ip
+_subnet_ip_lock = threading.Lock()
+
+
+def _get_available_subnet_ip(self: Any, instance: Any) -> str:
+    """One address at a time: moto hands out a subnet's addresses from one shared generator,
+    and two RunInstances in one subnet at once (setup launches both instances side by side
+    on the threaded server) would fail with 'generator already executing'."""
+    with _subnet_ip_lock:
+        return _orig_get_available_subnet_ip(self, instance)
 
 
 def _terminate(self: Any) -> Any:
@@ -183,6 +194,7 @@ def install() -> None:
     Instance.security_groups = property(_get_groups, _set_groups)  # type: ignore[assignment]
     Instance.prep_nics = _prep_nics  # type: ignore[method-assign]
     Instance.terminate = _terminate  # type: ignore[method-assign]
+    Subnet.get_available_subnet_ip = _get_available_subnet_ip  # type: ignore[method-assign]
     InstanceBackend.run_instances = _run_instances  # type: ignore[method-assign]
     NetworkInterface.group_set = property(_eni_group_set)  # type: ignore[assignment]
     InstanceBackend.modify_instance_security_groups = (  # type: ignore[method-assign]

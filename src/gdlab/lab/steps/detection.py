@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gdlab.errors import PreflightError
+from gdlab.errors import PreflightError, StepFailed
 from gdlab.lab.awsutil import error_code, error_message, ignore_not_found, is_not_found
 from gdlab.lab.state import Resource
 from gdlab.lab.steps import LAB_TAG, Found, LabContext, Step
@@ -83,6 +83,14 @@ class Bucket(Step):
     def delete(self, ctx: LabContext, res: Resource) -> None:
         from botocore.exceptions import ClientError
 
+        if res.id != bucket_name(ctx):
+            # Emptying a bucket destroys data: only the lab's own name is ever emptied,
+            # whatever a (damaged or hostile) journal says.
+            raise StepFailed(
+                f"the journal names bucket {res.id}, not this lab's {bucket_name(ctx)}: "
+                "not deleted",
+                "check the state file; the lab's own bucket is found by the sweep",
+            )
         s3 = ctx.cloud.client("s3")
         try:
             paginator = s3.get_paginator("list_object_versions")
@@ -134,11 +142,23 @@ class Detector(Step):
                 )
             ctx.created(self, detector_id, ownership="adopted")
             return
-        detector_id = guardduty.create_detector(
-            Enable=True,
-            FindingPublishingFrequency="FIFTEEN_MINUTES",
-            Tags=ctx.tags(),
-        )["DetectorId"]
+        from botocore.exceptions import ClientError
+
+        try:
+            detector_id = guardduty.create_detector(
+                Enable=True,
+                FindingPublishingFrequency="FIFTEEN_MINUTES",
+                Tags=ctx.tags(),
+            )["DetectorId"]
+        except ClientError:
+            # Another setup in this region created the one detector AWS allows between our
+            # look and our create (GuardDuty says so with a bare BadRequestException): if one
+            # exists now, it is that lab's and this lab adopts it.
+            existing = guardduty.list_detectors()["DetectorIds"]
+            if not existing:
+                raise
+            ctx.created(self, existing[0], ownership="adopted")
+            return
         ctx.created(self, detector_id)
 
     def find(self, ctx: LabContext) -> list[Found]:
