@@ -447,7 +447,7 @@ def test_keep_keeps_the_lab_on_a_signal_and_says_how_to_remove_it(clean: Cloud):
 def test_ctrl_c_stops_a_plain_teardown_and_names_what_is_left(clean: Cloud):
     """`gdlab teardown` alone: the first signal lets the delete in flight finish, then stops
     and names what is left; a second teardown finishes it."""
-    cloud, lab = clean, "sig-td"
+    cloud, lab = clean, "sig-plain"
     made = cloud.gdlab("setup", "--lab", lab)
     assert made.returncode == 0, made.stderr
     function = b"GuardDuty-Example-Remediation-EC2MaliciousIPCaller-" + lab.encode()
