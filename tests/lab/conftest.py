@@ -81,6 +81,7 @@ def inventory(cloud: Cloud, lab: str | None = None) -> dict[str, list[str]]:
         if i["State"]["Name"] != "terminated"
     ]
     found["eip"] = [a["AllocationId"] for a in ec2.describe_addresses()["Addresses"]]
+    found["flow-log"] = [f["FlowLogId"] for f in ec2.describe_flow_logs()["FlowLogs"]]
     iam = cloud.client("iam")
     found["role"] = [r["RoleName"] for r in iam.list_roles()["Roles"] if "gdlab" in r["RoleName"]]
     found["instance-profile"] = [

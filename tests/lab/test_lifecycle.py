@@ -256,6 +256,7 @@ def test_failure_at_every_step_leaks_nothing_and_resumes(
     baseline = leftovers()
     cases = [(key, 1) for key in counts] + [(k, n) for k, n in counts.items() if n > 1]
     assert len(cases) >= len(STEPS) - 1
+    assert {"flow-log-group", "flow-log-role", "flow-log"} <= set(counts)
     for index, (key, at) in enumerate(cases):
         lab = f"gd-f{index:03d}"
         seen, create, configure = _inject(cloud, key, at)

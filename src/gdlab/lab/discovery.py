@@ -38,6 +38,7 @@ def discover_labs(cloud: Cloud, scenario: Scenario) -> set[str]:
     the scenario's names, so `teardown --all` also removes labs whose state file is gone and
     whatever a lab left of any kind (a log group alone, a topic alone)."""
     from gdlab.lab.steps.compute import IAM_PATH
+    from gdlab.lab.steps.flowlogs import group_name_for
 
     labs: set[str] = set()
     ec2 = cloud.client("ec2")
@@ -61,6 +62,13 @@ def discover_labs(cloud: Cloud, scenario: Scenario) -> set[str]:
         logGroupNamePrefix="/aws/lambda/" + scenario.names["function"].partition("{lab}")[0]
     ):
         labs |= _matching((g["logGroupName"] for g in page["logGroups"]), log_groups)
+    flow_log_groups = _pattern(group_name_for("{lab}"))
+    for page in cloud.client("logs").get_paginator("describe_log_groups").paginate(
+        logGroupNamePrefix=group_name_for("{lab}").partition("{lab}")[0]
+    ):
+        labs |= _matching((g["logGroupName"] for g in page["logGroups"]), flow_log_groups)
+    for page in ec2.get_paginator("describe_flow_logs").paginate(Filters=tagged):
+        labs |= _tagged(page["FlowLogs"])
     topic = _pattern(scenario.names["topic"])
     for page in cloud.client("sns").get_paginator("list_topics").paginate():
         labs |= _matching((t["TopicArn"].rsplit(":", 1)[-1] for t in page["Topics"]), topic)

@@ -18,6 +18,7 @@ from gdlab.lab.steps.detection import (
     ThreatIntelSet,
     ThreatListFile,
 )
+from gdlab.lab.steps.flowlogs import FlowLog, FlowLogGroup, FlowLogRole
 from gdlab.lab.steps.network import (
     CompromisedGroup,
     ForensicGroup,
@@ -41,6 +42,10 @@ from gdlab.lab.steps.response import (
 
 ATTACK_SIDE: list[Step] = [
     Vpc(),
+    # The VPC's flow log, the evidence of what the instances sent and what was refused.
+    FlowLogGroup(),
+    FlowLogRole(),
+    FlowLog(),
     InternetGateway(),
     Subnet(),
     RouteTable(),
@@ -79,6 +84,9 @@ STEPS: dict[str, Step] = {step.key: step for step in PLAN}
 # met (on AWS the instance and Lambda waits then overlap), in PLAN order otherwise.
 NEEDS: dict[str, tuple[str, ...]] = {
     "vpc": (),
+    "flow-log-group": (),
+    "flow-log-role": (),
+    "flow-log": ("vpc", "flow-log-group", "flow-log-role"),
     "igw": ("vpc",),
     "subnet": ("vpc",),
     "route-table": ("igw", "subnet"),
@@ -112,14 +120,15 @@ NEEDS: dict[str, tuple[str, ...]] = {
 # forensic group) go before any group, the rule's targets before the rule, and so on.
 # Keys in one tuple are begun together, then waited for together.
 TEARDOWN_ORDER: list[tuple[str, ...]] = [
-    ("targets",),
+    # The flow log goes before the VPC, its group and its role after it.
+    ("targets", "flow-log"),
     ("permission",),
     ("rule",),
     ("function",),
-    ("log-group",),
+    ("log-group", "flow-log-group"),
     ("sns-subscription",),
     ("sns-topic",),
-    ("responder-role",),
+    ("responder-role", "flow-log-role"),
     ("threat-intel-set",),
     ("securityhub",),
     ("detector",),
