@@ -150,6 +150,8 @@ class GdlabCloud:
                              if i["State"]["Name"] != "terminated" and in_lab(i)]
         found["eip"] = [a["AllocationId"] for a in ec2.describe_addresses()["Addresses"]
                         if lab is None or ours(a)]
+        found["flow-log"] = [f["FlowLogId"] for f in ec2.describe_flow_logs()["FlowLogs"]
+                             if in_lab(f) or f.get("ResourceId") in vpc_ids]
         iam = self.client("iam")
         prefix = "gdlab-" if lab is None else f"gdlab-{lab}-"
         found["role"] = [r["RoleName"] for r in iam.list_roles(PathPrefix="/gdlab/")["Roles"]
@@ -190,7 +192,8 @@ class GdlabCloud:
                          if named(r["Name"])]
         found["log-group"] = [g["logGroupName"]
                               for g in self.client("logs").describe_log_groups()["logGroups"]
-                              if named(g["logGroupName"])]
+                              if named(g["logGroupName"])
+                              or g["logGroupName"] == f"/gdlab/{lab}/flow-logs"]
         hub = self.hub_arn()
         if hub and lab is not None:
             tags = self.client("securityhub").list_tags_for_resource(ResourceArn=hub)

@@ -34,8 +34,8 @@ _STEP = re.compile(r"\s(created|adopted|exists|found|configured|failed)\s")
 # (the detector and Security Hub are one per region: counted apart).
 ONE_LAB = {
     "vpc": 1, "subnet": 1, "igw": 1, "route-table": 1, "security-group": 4, "instance": 2,
-    "eip": 1, "role": 2, "instance-profile": 1, "bucket": 1, "threat-intel-set": 1, "topic": 1,
-    "function": 1, "rule": 1, "log-group": 1,
+    "eip": 1, "role": 3, "instance-profile": 1, "bucket": 1, "threat-intel-set": 1, "topic": 1,
+    "function": 1, "rule": 1, "log-group": 2, "flow-log": 1,
 }
 
 

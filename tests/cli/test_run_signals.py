@@ -189,6 +189,7 @@ class Cloud:
                 if not {a["VpcId"] for a in g.get("Attachments", [])} & default_vpcs
             ],
             "addresses": [a["AllocationId"] for a in ec2.describe_addresses()["Addresses"]],
+            "flow-logs": [f["FlowLogId"] for f in ec2.describe_flow_logs()["FlowLogs"]],
             "iam-roles": [
                 r["RoleName"]
                 for r in iam.list_roles()["Roles"]
