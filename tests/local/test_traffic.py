@@ -91,10 +91,43 @@ class World:
         return self.moto_instance(instance_id).nics[0].id
 
     def isolate(self, instance_id: str | None = None) -> str:
+        """Into a group with no rules: no pings, and no HTTPS for the SSM agent either."""
         forensic = self.group("forensic", rules=False)
-        self.ec2.modify_network_interface_attribute(NetworkInterfaceId=self.eni(instance_id),
-                                                    Groups=[forensic])
+        self.move_to(forensic, instance_id)
         return forensic
+
+    def https_only(self, instance_id: str | None = None) -> str:
+        """Into a group that lets only TCP 443 out: pings are REJECTed, SSM still works."""
+        group = self.group("https-only", rules=False)
+        self.ec2.authorize_security_group_egress(GroupId=group, IpPermissions=[{
+            "IpProtocol": "tcp", "FromPort": 443, "ToPort": 443,
+            "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+        self.move_to(group, instance_id)
+        return group
+
+    def restore(self, instance_id: str | None = None) -> None:
+        """Back into the instance's own group, as a person releasing it would."""
+        own = self.sg_malicious if instance_id == self.malicious else self.sg_compromised
+        self.move_to(own, instance_id)
+
+    def move_to(self, group: str, instance_id: str | None = None) -> None:
+        self.ec2.modify_network_interface_attribute(NetworkInterfaceId=self.eni(instance_id),
+                                                    Groups=[group])
+
+    def flow_log(self, group: str | None = "/gdlab/gd-test/flow-logs", resource: str = "",
+                 resource_type: str = "VPC", traffic: str = "ALL", interval: int = 60) -> str:
+        """A flow log to CloudWatch Logs (the group made first unless group is None)."""
+        name = group or "/gdlab/gd-test/missing"
+        if group is not None:
+            logs = self.client("logs")
+            if not logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"]:
+                logs.create_log_group(logGroupName=name)
+        answer = self.ec2.create_flow_logs(
+            ResourceType=resource_type, ResourceIds=[resource or self.vpc],
+            TrafficType=traffic, LogDestinationType="cloud-watch-logs", LogGroupName=name,
+            DeliverLogsPermissionArn="arn:aws:iam::123456789012:role/gdlab-flowlogs",
+            MaxAggregationInterval=interval)
+        return answer["FlowLogIds"][0]
 
     def ping(self, destination: str | None = None, count: int = 3):
         return traffic.simulate_ping(self.moto_instance(), destination or self.eip, count, 10)
@@ -239,3 +272,30 @@ def test_instance_behaviour_runs_on_a_daemon_thread_until_terminated(world):
     behaviour.thread.join(timeout=10)
     assert not behaviour.thread.is_alive()
     assert traffic.behaviour_of(ACCOUNT, REGION, w.compromised) is None
+
+
+def test_the_local_clock(monkeypatch):
+    from gdlab.local import clock
+
+    monkeypatch.delenv("GDLAB_LOCAL_TIME_SCALE", raising=False)
+    assert clock.SCALE == 60 and clock.local_seconds(300) == 5 and clock.local_seconds(60) == 1
+    assert clock.aws_seconds(1) == 60
+    monkeypatch.setenv("GDLAB_LOCAL_TIME_SCALE", "1")
+    assert clock.local_seconds(300) == 300  # AWS's own pace
+    for wrong in ("0", "-5", "fast", "inf"):
+        monkeypatch.setenv("GDLAB_LOCAL_TIME_SCALE", wrong)
+        assert clock.scale() == clock.SCALE
+
+
+def test_ping_interval_spaces_the_packets_through_the_clock(monkeypatch):
+    monkeypatch.delenv("GDLAB_LOCAL_TIME_SCALE", raising=False)
+    times = traffic.packet_times(6, 10, first=1000.0)
+    assert times == [1000.0 + n * 10 / 60 for n in range(6)]  # -i 10: a sixth of a second
+
+
+def test_the_timer_waits_its_spans_through_the_clock(world, monkeypatch):
+    monkeypatch.setenv("GDLAB_LOCAL_TIME_SCALE", "3000")  # 300 s after boot: 0.1 s
+    w = world(user_data=render_user_data(start_delay_seconds=300, every_seconds=60))
+    behaviour = traffic.behaviour_of(ACCOUNT, REGION, w.compromised)
+    assert (behaviour.schedule.boot_delay, behaviour.schedule.every) == (300, 60)  # AWS time
+    assert wait_for(lambda: behaviour.runs >= 3)  # unscaled, the first run is 5 minutes away

@@ -17,6 +17,7 @@ MODULES = [
     "gdlab.local.delivery",
     "gdlab.local.asff",
     "gdlab.local.traffic",
+    "gdlab.local.flowlogs",
     "gdlab.local.ssm",
 ]
 

@@ -10,14 +10,21 @@ in a VPC). A group with no rules allows nothing, which is how the forensic group
 
 The local cloud has no internet behind it: a packet to an address that is not in the local
 cloud leaves the instance (ACCEPT) but nothing answers, and an instance without a public IP
-cannot reach a public address at all. Pings are instant; ``-i`` does not sleep.
+cannot reach a public address at all. Pings return at once; ``-i`` spaces the packets' times
+by the interval run through ``gdlab.local.clock`` (AWS's minute is a local second) but does
+not sleep.
 
 Each ping yields flow log records (version 2 fields) for the source ENI and, when the packets
-got out, for the destination ENI; records are kept for ``/_gdlab/flows``.
+got out, for the destination ENI (whose ``dstaddr`` is its own private address, as flow logs
+show incoming traffic); records are kept for ``/_gdlab/flows``, go to the GuardDuty analyzer
+at once (GuardDuty reads flow logs on its own feed) and, packet by packet, to the VPC flow
+logs that cover the interfaces (``gdlab.local.flowlogs``, delivered when their windows close).
 
 Instances also "run" their user data: a systemd unit with ``ExecStart=... ping -c N -i S IP``
-and its timer (``OnBootSec``, ``OnUnitActiveSec``) run on a daemon thread with those timings
-until the instance is terminated.
+and its timer (``OnBootSec``, ``OnUnitActiveSec``) run on a daemon thread until the instance
+is terminated, waiting those spans through the local clock (300 s after boot is 5 local
+seconds). The timer needs no SSM: an isolated instance keeps pinging, and its pings are
+REJECTed.
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+from gdlab.local import clock
 
 log = logging.getLogger("gdlab.local.traffic")
 
@@ -83,6 +92,42 @@ def allowed(groups: Iterable[Any], direction: str, peer_ip: str, peer_eni: Any,
         if any(rule_matches(r, peer_ip, peer_groups, private) for r in rules):
             return True
     return False
+
+
+# Addresses that are not public (IANA special-purpose registry): egress to a CIDR inside
+# one of these reaches no public endpoint.
+NOT_PUBLIC = [ipaddress.ip_network(n) for n in (
+    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+    "172.16.0.0/12", "192.0.0.0/24", "192.0.2.0/24", "192.168.0.0/16", "198.18.0.0/15",
+    "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4")]
+
+
+def has_public_addresses(cidr: str) -> bool:
+    """0.0.0.0/0, 52.0.0.0/8...: yes; 10.0.0.0/16, the VPC's own range: no."""
+    try:
+        network = ipaddress.ip_network(cidr, strict=False)
+    except ValueError:
+        return False
+    return isinstance(network, ipaddress.IPv4Network) and not any(
+        network.subnet_of(block) for block in NOT_PUBLIC)
+
+
+def _tcp_out(rule: Any, port: int) -> bool:
+    if rule.ip_protocol not in ("-1", "tcp", "6"):
+        return False
+    if rule.ip_protocol != "-1" and not (
+        rule.from_port is not None and rule.to_port is not None
+        and rule.from_port <= port <= rule.to_port
+    ):
+        return False
+    return has_public_addresses((rule.ip_range or {}).get("CidrIp") or "")
+
+
+def egress_allows_tcp_out(instance: Any, port: int) -> bool:
+    """Does a security group of one of the instance's ENIs let TCP to `port` of public
+    addresses out (how the SSM agent reaches SSM's endpoints on 443)?"""
+    return any(_tcp_out(rule, port) for eni in instance.nics.values()
+               for group in eni.group_set for rule in group.egress_rules)
 
 
 # --- ping ------------------------------------------------------------------------------
@@ -141,14 +186,23 @@ def _locate(ec2: Any, address: str, vpc_id: str) -> tuple[Any, bool]:
     return None, False
 
 
+def packet_times(count: int, interval: float, first: float | None = None) -> list[float]:
+    """When each of `count` echo requests leaves (epoch seconds): `interval` AWS seconds
+    apart, run through the local clock."""
+    start = time.time() if first is None else first
+    step = clock.local_seconds(interval)
+    return [start + n * step for n in range(count)]
+
+
 def simulate_ping(instance: Any, destination: str, count: int, interval: float = 1.0,
                   size: int = 56) -> PingResult:
-    """Send `count` echo requests from the instance's primary ENI; records are analyzed."""
+    """Send `count` echo requests from the instance's primary ENI; records are analyzed and
+    counted into the flow logs that cover the ENIs."""
     ec2 = instance.ec2_backend
     account = ec2.account_id
     eni = instance.nics[0]
-    now = int(time.time())
-    end = now + int(round((count - 1) * interval))
+    times = packet_times(count, interval)
+    now, end = int(times[0]), int(times[-1])
     try:
         dst_ip = ipaddress.ip_address(destination)
     except ValueError:
@@ -165,16 +219,19 @@ def simulate_ping(instance: Any, destination: str, count: int, interval: float =
         source = eni.private_ip_address if private else eni.public_ip
         if source is not None:
             ingress = allowed(peer.group_set, "ingress", source, eni, private)
-            records.append(_record(account, peer, source, destination, count, size, now, end,
-                                   "ACCEPT" if ingress else "REJECT"))
+            records.append(_record(account, peer, source, peer.private_ip_address, count,
+                                   size, now, end, "ACCEPT" if ingress else "REJECT"))
             running = peer.instance is not None and peer.instance.state == "running"
             if ingress and running:
                 received = count
     result = PingResult(destination, count, interval, size, count, received, records)
     _keep(instance.id, records)
 
-    from gdlab.local import analyzer
+    from gdlab.local import analyzer, flowlogs
 
+    for record, who, direction in zip(records, (eni, peer), ("egress", "ingress"),
+                                      strict=False):
+        flowlogs.capture(ec2, who, record, times, direction)
     analyzer.analyze(account, ec2.region_name, records)
     return result
 
@@ -304,12 +361,13 @@ class Behaviour:
         return None
 
     def _loop(self) -> None:
-        wait = self.schedule.boot_delay
+        # systemd's spans are AWS time; the local clock runs them faster.
+        wait = clock.local_seconds(self.schedule.boot_delay)
         while not self.stop.wait(wait):
             instance = self._instance()
             if instance is None or instance.state in ("terminated", "shutting-down"):
                 return
-            wait = self.schedule.every
+            wait = clock.local_seconds(self.schedule.every)
             if instance.state != "running":
                 continue
             try:
