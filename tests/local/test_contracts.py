@@ -194,3 +194,64 @@ def test_lambda_lifecycle_seams():
     assert "self._arns" in inspect.getsource(LambdaStorage.__init__)
     assert "self._lambdas = LambdaStorage" in inspect.getsource(LambdaBackend.__init__)
     assert LambdaBackend.create_function is not hooked["create_function"]  # installed
+
+
+def test_flow_log_shapes():
+    from moto.ec2.models.flow_logs import FlowLogs, FlowLogsBackend
+    from moto.logs.models import LogsBackend
+    from moto.logs.utils import EventMessageFilter
+
+    from gdlab.local import flowlogs
+
+    init = inspect.getsource(FlowLogs.__init__)
+    for attribute in ("resource_id", "traffic_type", "log_group_name", "log_format",
+                      "max_aggregation_interval", "log_destination_type", "flow_log_status",
+                      "deliver_logs_status", "deliver_logs_error_message"):
+        assert f"self.{attribute} =" in init
+    assert "self.flow_logs: dict[str, FlowLogs] = {}" in inspect.getsource(
+        FlowLogsBackend.__init__)
+    # what the correction replaces: moto answers SUCCESS whatever the status
+    assert 'return "SUCCESS"' in inspect.getsource(flowlogs._orig_get_filter_value)
+    assert FlowLogs.get_filter_value is flowlogs._get_filter_value
+    assert params(flowlogs._orig_get_filter_value) == ["self", "filter_name", "method_name"]
+    assert "self.groups" in inspect.getsource(LogsBackend.__init__)
+    assert params(LogsBackend.ensure_log_stream) == ["self", "log_group_name",
+                                                     "log_stream_name"]
+    assert params(LogsBackend.put_log_events) == ["self", "log_group_name", "log_stream_name",
+                                                  "log_events"]
+    # FilterLogEvents with a plain word, as `--filter-pattern REJECT`, is a term match
+    assert EventMessageFilter("REJECT").matches("2 1 eni-1 a b 0 0 1 1 84 1 2 REJECT OK")
+    assert not EventMessageFilter("REJECT").matches("2 1 eni-1 a b 0 0 1 1 84 1 2 ACCEPT OK")
+
+
+def test_ssm_shapes():
+    from moto.ec2.models.iam_instance_profile import IamInstanceProfileAssociationBackend
+    from moto.ec2.models.security_groups import SecurityGroupRule
+    from moto.ec2.responses import instances
+    from moto.ssm.models import Command, SimpleSystemManagerBackend
+
+    from gdlab.local import ssm
+
+    assert params(ssm._orig["send_command"])[:1] == ["self"]
+    assert params(ssm._orig["list_commands"]) == ["self", "command_id", "instance_id"]
+    assert params(ssm._orig["get_command_invocation"]) == [
+        "self", "command_id", "instance_id", "plugin_name"]
+    assert params(ssm._orig["associate"]) == [
+        "self", "instance_id", "iam_instance_profile_name", "iam_instance_profile_arn"]
+    # RunInstances associates the profile after launching, through that method
+    assert "self.ec2_backend.associate_iam_instance_profile(" in inspect.getsource(instances)
+    init = inspect.getsource(Command.__init__)
+    for attribute in ("timeout_seconds", "requested_date_time", "parameters", "invocations",
+                      "account_id", "backend_region", "status", "status_details",
+                      "error_count", "completed_count"):
+        assert f"self.{attribute}" in init
+    assert '"DeliveryTimedOutCount": 0' in inspect.getsource(ssm._orig["response_object"])
+    rule = inspect.getsource(SecurityGroupRule.__init__)
+    for attribute in ("ip_protocol", "ip_range", "from_port", "to_port"):
+        assert f"self.{attribute}" in rule
+    # installed
+    assert SimpleSystemManagerBackend.send_command is not ssm._orig["send_command"]
+    assert SimpleSystemManagerBackend.list_commands is not ssm._orig["list_commands"]
+    assert Command.response_object is not ssm._orig["response_object"]
+    assert IamInstanceProfileAssociationBackend.associate_iam_instance_profile is not \
+        ssm._orig["associate"]
