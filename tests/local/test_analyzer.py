@@ -3,6 +3,7 @@
 
 import json
 import re
+import time
 
 from test_traffic import world  # noqa: F401 - the fixture
 
@@ -107,3 +108,26 @@ def test_event_detail_is_the_camel_case_finding(world):  # noqa: F811
     assert remote["ipAddressV4"] == w.eip
     assert detail["service"]["evidence"]["threatIntelligenceDetails"][0][
         "threatListName"] == "Example-Threat-List"
+
+
+def test_repeats_are_not_published_again(world, monkeypatch):  # noqa: F811
+    """AWS publishes a new finding at once and its updates at most every
+    FindingPublishingFrequency; the local cloud publishes no updates, so an instance that
+    matches every local second sets the responder and the e-mail off once."""
+    from gdlab.local import clock, delivery
+
+    monkeypatch.setenv("GDLAB_LOCAL_TIME_SCALE", "3000")  # 15 minutes in 0.3 s
+    published = []
+    monkeypatch.setattr(delivery, "put_service_event",
+                        lambda account, region, event, bus="default": published.append(event))
+    w = world(list_entries=["EIP"])
+    w.client("guardduty").update_detector(DetectorId=w.detector,
+                                          FindingPublishingFrequency="FIFTEEN_MINUTES")
+    started, pings = time.monotonic(), 0
+    while time.monotonic() - started < 2 * clock.local_seconds(15 * 60) or pings < 3:
+        w.ping()
+        pings += 1
+    (finding,) = w.findings()
+    assert finding["Service"]["Count"] == pings
+    assert [e["detail"]["id"] for e in published] == [finding["Id"]]
+    assert published[0]["detail"]["service"]["count"] == 1

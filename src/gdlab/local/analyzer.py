@@ -13,6 +13,12 @@ What it follows from AWS:
   IPs are public addresses, see ``ec2.py``).
 - One finding per (type, instance, remote IP); its Id is deterministic, so repeats add to
   ``Service.Count`` and move ``EventLastSeen`` instead of creating new findings.
+- Only a new finding is published (to EventBridge and Security Hub, by the hooks of
+  ``guardduty.on_new_finding``). On AWS a new finding goes out at once and later
+  occurrences at most every FindingPublishingFrequency (FIFTEEN_MINUTES for gdlab's
+  detector: 15 local seconds on ``gdlab.local.clock``); the local cloud publishes no
+  updates at all, which keeps that promise: the instance's timer, matching every local
+  second, never makes the responder run and e-mail again. GetFindings shows the Count.
 - The finding is GuardDuty's GetFindings shape (botocore's ``Finding``); the EventBridge
   ``detail`` is the same finding with the wire's camelCase names and
   ``service.additionalInfo`` as an object.
