@@ -222,6 +222,16 @@ def test_flow_log_shapes():
     # FilterLogEvents with a plain word, as `--filter-pattern REJECT`, is a term match
     assert EventMessageFilter("REJECT").matches("2 1 eni-1 a b 0 0 1 1 84 1 2 REJECT OK")
     assert not EventMessageFilter("REJECT").matches("2 1 eni-1 a b 0 0 1 1 84 1 2 ACCEPT OK")
+    # what the pattern correction replaces: moto matches everything for these
+    from moto.logs.models import LogStream
+
+    assert "EventMessageFilter(filter_pattern).matches(" in inspect.getsource(
+        LogStream.filter_log_events)
+    for pattern in ("[version, action=REJECT]", "?REJECT ?NODATA", "-ACCEPT"):
+        bare = EventMessageFilter.__new__(EventMessageFilter)
+        flowlogs._orig_filter_init(bare, pattern)
+        assert type(bare.filter_type).__name__ == "UnsupportedFilterPattern"
+    assert EventMessageFilter.matches is flowlogs._filter_matches
 
 
 def test_ssm_shapes():

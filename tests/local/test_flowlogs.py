@@ -237,6 +237,40 @@ def test_the_timer_keeps_pinging_when_isolated_and_the_flow_log_shows_it(world,
     assert any(r["action"] == "ACCEPT" and r["interface-id"] == w.eni() for r in records(w))
 
 
+def test_filter_patterns_for_flow_logs_match_as_cloudwatch_logs_documents(world, monkeypatch):
+    w = world()
+    w.flow_log()
+    later = Later(monkeypatch)
+    later.at(0.1)
+    w.ping(count=2)
+    w.isolate()
+    later.at(later.width + 0.1)
+    w.ping(count=4)
+    flowlogs.flush(later.delivered() + later.width)
+    guide = ('[version, account, eni, source, destination, srcport, destport, protocol="1", '
+             'packets, bytes, windowstart, windowend, action="REJECT", flowlogstatus]')
+    assert [(r["action"], r["packets"]) for r in records(w, guide)] == [("REJECT", "4")]
+    assert [r["packets"] for r in records(w, "[..., packets>3, bytes, start, end, action, "
+                                             "status]")] == ["4"]
+    assert {r["action"] for r in records(w, '[v, ..., action!="REJECT", status]')} == {
+        "ACCEPT"}
+    assert len(records(w, "?REJECT ?NODATA")) == 1 and len(records(w, "-REJECT")) == 2
+    assert records(w, "[version, account]") == []  # 14 fields, not 2
+
+
+def test_pattern_matcher():
+    line = "2 123456789012 eni-1 1.2.3.4 10.0.0.4 5555 22 6 3 252 1700000000 1700000060 REJECT OK"
+    ssh = flowlogs.pattern_matcher(
+        '[version, account, eni, source, destination, srcport, destport="22", protocol="6", '
+        'packets, bytes, windowstart, windowend, action="REJECT", flowlogstatus]')
+    assert ssh(line) and not ssh(line.replace(" 22 ", " 23 "))
+    assert flowlogs.pattern_matcher("[..., action=REJ*, status]")(line)
+    assert flowlogs.pattern_matcher("[v, a, e, s, d, sp, dp=22.0, ...]")(line)  # numbers
+    assert not flowlogs.pattern_matcher("[v, a, e, s, d, sp, dp, p, packets>=4, ...]")(line)
+    assert flowlogs.pattern_matcher("REJECT") is None  # moto's own term match is right
+    assert flowlogs.pattern_matcher("[a, b=1 || b=2]") is None  # not simulated: moto's
+
+
 def test_filter_log_events_over_http(local_client, monkeypatch):
     """What `aws logs filter-log-events --filter-pattern REJECT` shows after isolation."""
     monkeypatch.setenv("GDLAB_LOCAL_TIME_SCALE", "600")

@@ -22,7 +22,14 @@ records", "Publish flow logs to CloudWatch Logs"):
   delivery that succeeds sets it back to SUCCESS.
 
 moto deviations corrected here: DescribeFlowLogs' ``deliver-log-status`` filter always
-compared with SUCCESS (a FAILED flow log could not be found by it).
+compared with SUCCESS (a FAILED flow log could not be found by it); FilterLogEvents matched
+every event for the space-delimited patterns the VPC guide gives for flow logs
+(``[version, account, eni, source, destination, srcport, destport="22", protocol="6",
+packets, bytes, windowstart, windowend, action="REJECT", flowlogstatus]``) and for ``?A ?B``
+/ ``-A`` term patterns; they now match as CloudWatch Logs documents ("Filter pattern
+syntax": fields by position, ``...`` for any number of them, ``=`` ``!=`` with ``*``
+wildcards on strings, ``< <= > >=`` on numbers; ``?`` for OR, ``-`` to exclude). Plain
+words such as ``REJECT`` were already right (moto: every word must occur).
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from moto.ec2.models.flow_logs import FlowLogs
+from moto.logs.utils import EventMessageFilter
 
 from gdlab.local import clock
 
@@ -66,6 +74,10 @@ _wake = threading.Event()
 _thread: threading.Thread | None = None
 _installed = False
 _orig_get_filter_value = FlowLogs.get_filter_value
+_orig_filter_init = EventMessageFilter.__init__
+_orig_filter_matches = EventMessageFilter.matches
+_CONDITION = re.compile(r"^([\w.$-]+)\s*(!=|<=|>=|=|<|>)\s*(.+)$")
+_TOKEN = re.compile(r'"[^"]*"|\[[^\]]*\]|\S+')
 
 
 @dataclass
@@ -264,10 +276,91 @@ def _get_filter_value(self: Any, filter_name: str, method_name: str | None = Non
     return _orig_get_filter_value(self, filter_name, method_name)
 
 
+def _field_test(text: str) -> Any:
+    """One field of a space-delimited pattern: a name, or name OP value."""
+    if text == "...":
+        return "..."
+    found = _CONDITION.match(text)
+    if found is None:
+        return (lambda value: True) if re.fullmatch(r"[\w.$-]+", text) else None
+    _, op, raw = found.groups()
+    quoted = raw.startswith('"') and raw.endswith('"') and len(raw) > 1
+    wanted = raw[1:-1] if quoted else raw.strip()
+    if op in ("=", "!="):
+        shape = re.compile("^" + ".*".join(map(re.escape, wanted.split("*"))) + "$")
+        try:  # numbers compare as numbers: 6 = 6.0
+            number = None if quoted else float(wanted)
+        except ValueError:
+            number = None
+
+        def equal(value: str) -> bool:
+            try:
+                same = float(value) == number if number is not None else None
+            except ValueError:
+                same = None
+            return bool(shape.match(value)) if same is None else same
+
+        return equal if op == "=" else (lambda value: not equal(value))
+    try:
+        limit = float(wanted)
+    except ValueError:
+        return None
+    compare = {"<": float.__lt__, "<=": float.__le__, ">": float.__gt__, ">=": float.__ge__}[op]
+
+    def numeric(value: str) -> bool:
+        try:
+            return compare(float(value), limit)
+        except ValueError:
+            return False
+
+    return numeric
+
+
+def pattern_matcher(pattern: str) -> Any:
+    """A matcher for the patterns moto gets wrong (space-delimited, ?OR and -exclude terms),
+    or None to leave the pattern to moto."""
+    text = (pattern or "").strip()
+    if text.startswith("[") and text.endswith("]"):
+        tests = [_field_test(f.strip()) for f in re.split(r',(?=(?:[^"]*"[^"]*")*[^"]*$)',
+                                                          text[1:-1])]
+        if any(t is None for t in tests) or "||" in text or "&&" in text:
+            return None
+
+        def fits(at: int, fields: list[str]) -> bool:
+            if at == len(tests):
+                return not fields
+            if tests[at] == "...":
+                return any(fits(at + 1, fields[n:]) for n in range(len(fields) + 1))
+            return bool(fields) and tests[at](fields[0]) and fits(at + 1, fields[1:])
+
+        return lambda message: fits(0, [t.strip('"[]') for t in _TOKEN.findall(message)])
+    terms = [t.strip('"') for t in _TOKEN.findall(text)]
+    if not any(t[:1] in "?-" and len(t) > 1 for t in terms):
+        return None
+    anyof = [t[1:] for t in terms if t.startswith("?")]
+    never = [t[1:] for t in terms if t.startswith("-")]
+    every = [t for t in terms if t[:1] not in "?-"]
+    return lambda message: (all(t in message for t in every)
+                            and (not anyof or any(t in message for t in anyof))
+                            and not any(t in message for t in never))
+
+
+def _filter_init(self: Any, pattern: str) -> None:
+    _orig_filter_init(self, pattern)
+    self.gdlab_matcher = pattern_matcher(pattern)
+
+
+def _filter_matches(self: Any, message: str) -> bool:
+    matcher = getattr(self, "gdlab_matcher", None)
+    return matcher(message) if matcher is not None else _orig_filter_matches(self, message)
+
+
 def install() -> None:
     """Correct moto's flow logs (idempotent); delivery starts with the first record."""
     global _installed
     if _installed:
         return
     FlowLogs.get_filter_value = _get_filter_value  # type: ignore[method-assign]
+    EventMessageFilter.__init__ = _filter_init  # type: ignore[method-assign]
+    EventMessageFilter.matches = _filter_matches  # type: ignore[method-assign]
     _installed = True
