@@ -164,7 +164,7 @@ def _instances(account: str, region: str) -> list[Any]:
     if account not in ec2_backends or region not in ec2_backends[account].keys():  # noqa: SIM118
         return []  # gone with a reset: never make a backend from a background thread
     ec2 = ec2_backends[account][region]
-    return [i for r in ec2.reservations.values() for i in r.instances]
+    return [i for r in list(ec2.reservations.values()) for i in list(r.instances)]
 
 
 def _instance(account: str, region: str, instance_id: str) -> Any:

@@ -354,8 +354,8 @@ class Behaviour:
                                        name=f"gdlab-behaviour-{instance_id}")
 
     def _instance(self) -> Any:
-        for reservation in self.ec2.reservations.values():
-            for instance in reservation.instances:
+        for reservation in list(self.ec2.reservations.values()):  # others add to it
+            for instance in list(reservation.instances):
                 if instance.id == self.instance_id:
                     return instance
         return None
