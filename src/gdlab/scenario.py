@@ -68,6 +68,8 @@ class Scenario:
     behaviour: Behaviour
     watch_local_seconds: int
     watch_aws_seconds: int
+    flow_logs_local_seconds: int
+    flow_logs_aws_seconds: int
     path: Path
 
     def name_for(self, key: str, lab: str) -> str:
@@ -187,6 +189,8 @@ def _validate(raw: dict[str, Any], path: Path) -> Scenario:
         behaviour=behaviour,
         watch_local_seconds=need(timeouts, "watch_local_seconds", int, "timeouts."),
         watch_aws_seconds=need(timeouts, "watch_aws_seconds", int, "timeouts."),
+        flow_logs_local_seconds=need(timeouts, "flow_logs_local_seconds", int, "timeouts."),
+        flow_logs_aws_seconds=need(timeouts, "flow_logs_aws_seconds", int, "timeouts."),
         path=path,
     )
     if scenario.name != path.name:

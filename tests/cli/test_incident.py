@@ -31,6 +31,16 @@ def checks(out: str) -> dict[str, bool]:
     return {c["name"]: c["passed"] for c in json.loads(out)["checks"]}
 
 
+def proven(verify: dict) -> None:
+    """The verdict as the rule has it: every check passed, except that ping-blocked may be
+    inconclusive (isolation cuts the SSM agent too), and the flow log proved the blocking."""
+    statuses = {c["name"]: c["status"] for c in verify["checks"]}
+    assert verify["passed"] is True, verify
+    assert statuses.pop("ping-blocked") in ("pass", "inconclusive")
+    assert set(statuses.values()) == {"pass"}, statuses
+    assert all(p["proven"] for p in verify["properties"])
+
+
 def setup_lab(gdlab) -> dict:
     code, out, err = gdlab("setup", "--json")
     assert code == 0, err
@@ -48,7 +58,7 @@ def test_run_passes(gdlab, client):
     assert report["passed"] is True
     assert [s["step"] for s in report["steps"]] == ["setup", "trigger", "watch", "verify",
                                                     "teardown"]
-    assert all(c["passed"] for c in report["verify"]["checks"])
+    proven(report["verify"])
     assert report["api_calls"] > 0
     subjects = sorted(m.get("subject") or "" for m in report["emails"])
     assert "GuardDuty Remediation" in subjects
@@ -66,7 +76,9 @@ def test_each_command_one_by_one(gdlab, client, tmp_path):
     assert state["phase"] == "ready"
     code, out, err = gdlab("trigger", "--json")
     assert code == 0, err
-    assert json.loads(out)["delivered"] is True
+    ping = json.loads(out)
+    # the instance's own timer may have set the incident off first on a slow machine
+    assert ping["delivered"] is True or ping["already_isolated"] is True
     code, out, err = gdlab("watch", "--json", "--timeout", "30s")
     assert code == 0, err
     watched = json.loads(out)
@@ -74,9 +86,10 @@ def test_each_command_one_by_one(gdlab, client, tmp_path):
     junit = tmp_path / "verify.xml"
     code, out, err = gdlab("verify", "--json", "--junit", str(junit))
     assert code == 0, err
-    assert all(checks(out).values()) and len(checks(out)) == 7
+    proven(json.loads(out))
+    assert len(checks(out)) == 8
     xml = junit.read_text()
-    assert 'tests="7"' in xml and 'failures="0"' in xml
+    assert 'tests="9"' in xml and 'failures="0"' in xml  # 8 checks and the verdict
     code, out, _ = gdlab("status", "--json")
     status = json.loads(out)
     assert status["phase"] == "verified"

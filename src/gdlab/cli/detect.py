@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from pathlib import Path
@@ -97,6 +98,13 @@ def trigger(
         from gdlab.render.incident import ping_view
 
         ping_view(console(), result)
+    if result.already_isolated:
+        if not json_out:
+            console().print(
+                "the incident already happened: the instance's own timer pinged the EIP first "
+                "and it is isolated; next: gdlab watch, gdlab verify"
+            )
+        return
     if not result.delivered:
         raise TriggerFailed(
             f"SSM did not run the ping ({result.status})",
@@ -115,6 +123,13 @@ def run_watch(lab_ctx, timeout: float | None, json_out: bool):  # type: ignore[n
     from rich.live import Live
 
     out = console()
+    if not out.is_terminal:  # a CI log: plain lines as hops are seen, and what is awaited
+        from gdlab.render.incident import PlainProgress
+
+        result = core(lab_ctx, timeout_seconds=timeout, on_update=PlainProgress(out).hops)
+        out.print(hops_table(result.hops, spinning=False))
+        watch_summary(out, result)
+        return result
     with Live(hops_table([]), console=out, refresh_per_second=10, transient=False) as live:
         result = core(
             lab_ctx,
@@ -122,8 +137,6 @@ def run_watch(lab_ctx, timeout: float | None, json_out: bool):  # type: ignore[n
             on_update=lambda hops: live.update(hops_table(hops)),
         )
         live.update(hops_table(result.hops, spinning=False))
-    if not out.is_terminal:
-        out.print()  # a non-terminal Live leaves its last frame without a line end
     watch_summary(out, result)
     return result
 
@@ -157,6 +170,38 @@ def watch(
         raise typer.Exit(1)
 
 
+@contextlib.contextmanager
+def waiting_shown(out):  # type: ignore[no-untyped-def]
+    """A callback for the core's waits (verify's flow-log delivery): a live line with a bar
+    on a terminal, a plain line every 30 s otherwise."""
+    from gdlab.render.incident import PlainProgress, bar, duration
+
+    if not out.is_terminal:
+        yield PlainProgress(out).wait
+        return
+    from rich.markup import escape
+
+    status = None
+
+    def show(what: str, waited: float, allowed: float) -> None:
+        nonlocal status
+        text = (
+            f"waiting for {escape(what)}  {bar(waited / allowed if allowed else 1)} "
+            f"{duration(waited)} of up to {duration(allowed)}"
+        )
+        if status is None:
+            status = out.status(text)
+            status.start()
+        else:
+            status.update(text)
+
+    try:
+        yield show
+    finally:
+        if status is not None:
+            status.stop()
+
+
 def verify(
     ctx: typer.Context,
     lab: str = typer.Option(None, "--lab", help="Lab id (default: the current lab)."),
@@ -172,7 +217,8 @@ def verify(
 
     lab_ctx = lab_context(ctx, lab)
     started = time.monotonic()
-    verdict = core(lab_ctx)
+    with waiting_shown(err_console() if json_out else console()) as waiting:
+        verdict = core(lab_ctx, waiting=waiting)
     if junit:
         try:
             junit.write_text(junit_xml(verdict, time.monotonic() - started))

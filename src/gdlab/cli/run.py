@@ -217,7 +217,7 @@ def _detect(step, sig, report, steps, lab_ctx, timeout, json_out, out):  # type:
         report["trigger"] = ping.to_dict()
         if not json_out:
             incident.ping_view(out, ping)
-        if not ping.delivered:
+        if not ping.set_off:
             steps[-1].update(ok=False, error=f"SSM did not run the ping ({ping.detail})")
     if sig.stop.is_set():
         return None
@@ -228,7 +228,13 @@ def _detect(step, sig, report, steps, lab_ctx, timeout, json_out, out):  # type:
             steps[-1].update(ok=False, error="deadline reached before every hop was seen")
     if sig.stop.is_set():
         return None
-    verdict = step("verify", lambda: verify_core(lab_ctx), interruptible=True)
+    def verify_now():  # type: ignore[no-untyped-def]
+        from gdlab.cli.detect import waiting_shown
+
+        with waiting_shown(out) as waiting:
+            return verify_core(lab_ctx, waiting=waiting)
+
+    verdict = step("verify", verify_now, interruptible=True)
     if verdict is not None:
         report["verify"] = verdict.to_dict()
         if not verdict.passed:

@@ -26,6 +26,7 @@ TERMINAL = {
 }
 # A handful of pings make the flow GuardDuty needs; `gdlab trigger --count` has the same cap.
 MAX_PINGS = 100
+PING_EXECUTION_SECONDS = 60
 UNDELIVERED = {"DeliveryTimedOut", "Undeliverable", "Terminated", "InvalidPlatform", "Cancelled"}
 
 
@@ -41,11 +42,21 @@ class PingResult:
     output: str
     error_output: str
     seconds: float
+    # The instance's own timer set the incident off first: it is already isolated, and SSM
+    # (cut by the isolation) could not run a ping anyway. Nothing was sent.
+    already_isolated: bool = False
 
     @property
     def delivered(self) -> bool:
         """The command reached the instance and ran (whatever the ping's own outcome)."""
+        if self.already_isolated:
+            return False
         return self.detail not in UNDELIVERED and self.status != "Pending"
+
+    @property
+    def set_off(self) -> bool:
+        """The incident is under way: this ping ran, or the instance's own pings came first."""
+        return self.delivered or self.already_isolated
 
     @property
     def finished(self) -> bool:
@@ -128,7 +139,10 @@ def ping(
         InstanceIds=[instance.id],
         DocumentName="AWS-RunShellScript",
         Comment=f"gdlab {ctx.lab}: ping the malicious Elastic IP",
-        Parameters={"commands": [command]},
+        # A ping takes seconds: a short executionTimeout bounds how long an agent that cannot
+        # be reached (isolation cuts it) leaves the command Pending — SSM gives up after
+        # TimeoutSeconds + executionTimeout (AWS "Understanding command statuses").
+        Parameters={"commands": [command], "executionTimeout": [str(PING_EXECUTION_SECONDS)]},
         TimeoutSeconds=60 if ctx.cloud.is_local else 120,
     )["Command"]
     command_id = sent["CommandId"]
@@ -193,8 +207,39 @@ def wait_threat_list_active(ctx: LabContext, deadline_seconds: float) -> None:
         attempt += 1
 
 
+def _already_isolated(ctx: LabContext) -> PingResult | None:
+    from gdlab.lab.observe import eni_groups, is_isolated
+
+    instance = ctx.state.live("instance-compromised")
+    if instance is None or not is_isolated(ctx, eni_groups(ctx)):
+        return None
+    eip = ctx.attr("eip", "public_ip") or ""
+    ctx.state.event(
+        f"trigger: {instance.id} is already isolated (its own timer pinged {eip} first); "
+        "no ping sent"
+    )
+    return PingResult(
+        command_id="",
+        instance_id=instance.id,
+        target_ip=eip,
+        command="",
+        status="Skipped",
+        detail="AlreadyIsolated",
+        exit_code=None,
+        output="",
+        error_output="",
+        seconds=0.0,
+        already_isolated=True,
+    )
+
+
 def trigger(ctx: LabContext, count: int = 3) -> PingResult:
+    """Ping the malicious EIP through SSM, unless the instance's own timer (it pings every
+    minute, as the workshop's did) already set the incident off and it is isolated."""
     wait_threat_list_active(ctx, 30.0 if ctx.cloud.is_local else 900.0)
+    early = _already_isolated(ctx)
+    if early is not None:
+        return early
     result = ping(ctx, count=count)
     # A later phase (detected, isolated...) is not undone by another ping.
     advance = result.delivered and ctx.state.phase in ("ready", "triggered")

@@ -1,4 +1,9 @@
-"""Prove the incident: named checks, each passed or not, with the evidence it saw."""
+"""Prove the incident: named checks, each passed or not, with the evidence it saw.
+
+The verdict rule: every property of the incident (below) must be proven by at least one
+check that passed, and no check may fail. An inconclusive check (it could not see) is shown
+with its reason but does not sink a property another check proved: on AWS isolation cuts
+the SSM agent too, so `ping-blocked` usually cannot run, and the flow log proves it."""
 
 from __future__ import annotations
 
@@ -6,8 +11,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from gdlab.errors import GdlabError, describe
-from gdlab.lab import observe, trigger
+from gdlab.lab import flows, observe, trigger
 from gdlab.lab.steps import LabContext
+
+# What the incident must show, and the checks that can prove each.
+PROPERTIES: dict[str, tuple[str, ...]] = {
+    "finding-raised": ("guardduty-finding",),
+    "finding-in-securityhub": ("securityhub-finding",),
+    "instance-isolated": ("enis-isolated",),
+    "forensic-group-empty": ("forensic-group-empty",),
+    "responder-ran": ("responder-ran",),
+    "emails-sent": ("emails-sent",),
+    "traffic-blocked": ("flows-rejected", "ping-blocked"),
+}
+PROPERTY_OF = {check: prop for prop, checks in PROPERTIES.items() for check in checks}
 
 
 @dataclass
@@ -25,6 +42,7 @@ class Check:
         return {
             "name": self.name,
             "title": self.title,
+            "property": PROPERTY_OF.get(self.name),
             "passed": self.passed,
             "status": self.status,
             "evidence": self.evidence,
@@ -36,15 +54,34 @@ class Verdict:
     lab: str
     checks: list[Check]
 
+    def proven(self) -> dict[str, list[str]]:
+        """Each property and the checks that passed for it (empty: not proven)."""
+        return {
+            prop: [c.name for c in self.checks if c.name in names and c.passed]
+            for prop, names in PROPERTIES.items()
+        }
+
+    @property
+    def failed(self) -> list[str]:
+        return [c.name for c in self.checks if c.status == "fail"]
+
+    @property
+    def unproven(self) -> list[str]:
+        return [prop for prop, by in self.proven().items() if not by]
+
     @property
     def passed(self) -> bool:
-        return all(c.passed for c in self.checks)
+        return not self.failed and not self.unproven
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "lab": self.lab,
             "passed": self.passed,
             "checks": [c.to_dict() for c in self.checks],
+            "properties": [
+                {"name": prop, "proven": bool(by), "proven_by": by}
+                for prop, by in self.proven().items()
+            ],
         }
 
 
@@ -167,6 +204,15 @@ def check_emails(ctx: LabContext, log: dict[str, Any]) -> Check:
 
 def check_unreachable(ctx: LabContext) -> Check:
     title = "The instance can no longer reach the malicious IP"
+    agent = _agent_status(ctx)
+    if agent not in (None, "Online"):
+        return Check(
+            "ping-blocked",
+            title,
+            "inconclusive",
+            f"the SSM agent is {agent}: isolation also cuts its HTTPS to SSM, so no ping can "
+            "be sent (the flow log shows the blocked traffic)",
+        )
     try:
         result = trigger.ping(ctx, count=2, wait_online=False)
     except GdlabError as exc:
@@ -194,6 +240,44 @@ def check_unreachable(ctx: LabContext) -> Check:
     return Check("ping-blocked", title, "pass", f"{result.command}: {summary}")
 
 
+def _agent_status(ctx: LabContext) -> str | None:
+    instance = ctx.state.live("instance-compromised")
+    if not instance:
+        return None
+    info = ctx.cloud.client("ssm").describe_instance_information(
+        Filters=[{"Key": "InstanceIds", "Values": [instance.id]}]
+    )["InstanceInformationList"]
+    return info[0].get("PingStatus") if info else "not registered"
+
+
+def check_flows(ctx: LabContext, waiting: flows.Waiting | None = None) -> Check:
+    title = "The flow log shows the blocked traffic"
+    at = flows.isolated_at(ctx)
+    if at is None:
+        return Check(
+            "flows-rejected",
+            title,
+            "inconclusive",
+            "the instance carries no gdlab:isolated-at tag: nothing to look for after it",
+        )
+    enis = sorted(observe.eni_groups(ctx))
+    eip = ctx.attr("eip", "public_ip")
+    timeouts = ctx.scenario
+    deadline = (
+        timeouts.flow_logs_local_seconds if ctx.cloud.is_local else timeouts.flow_logs_aws_seconds
+    )
+    found = flows.prove_blocked(
+        ctx,
+        enis,
+        eip,
+        at,
+        deadline,
+        waiting=waiting,
+        poll_seconds=max(ctx.poll_seconds * 10, 0.2),
+    )
+    return Check("flows-rejected", title, found.status, found.evidence)
+
+
 def _ping_summary(output: str) -> str:
     for line in output.splitlines():
         if "packets transmitted" in line:
@@ -201,7 +285,9 @@ def _ping_summary(output: str) -> str:
     return ""
 
 
-def verify(ctx: LabContext) -> Verdict:
+def verify(ctx: LabContext, waiting: flows.Waiting | None = None) -> Verdict:
+    """Every check, then the verdict. `waiting` hears about waits (flow-log delivery takes
+    minutes on AWS), so nobody thinks verify hung."""
     checks: list[Check] = []
 
     def guarded(name: str, title: str, fn: Any, *args: Any) -> None:
@@ -234,10 +320,12 @@ def verify(ctx: LabContext) -> Verdict:
     guarded("responder-ran", "The responder ran", check_responder, ctx, log)
     guarded("emails-sent", "Both e-mails were sent", check_emails, ctx, log)
     guarded("ping-blocked", "The instance cannot reach the IP", check_unreachable, ctx)
+    guarded("flows-rejected", "The flow log shows the blocked traffic", check_flows, ctx, waiting)
     verdict = Verdict(ctx.lab, checks)
-    failed = [c.name for c in checks if not c.passed]
     if verdict.passed:
-        ctx.state.event("verified: every check passed", phase="verified")
+        ctx.state.event("verified: every property proven, no check failed", phase="verified")
     else:
-        ctx.state.event(f"verify failed: {', '.join(failed)}", kind="error")
+        why = [f"failed {', '.join(verdict.failed)}"] if verdict.failed else []
+        why += [f"not proven {', '.join(verdict.unproven)}"] if verdict.unproven else []
+        ctx.state.event(f"verify failed: {'; '.join(why)}", kind="error")
     return verdict

@@ -24,6 +24,25 @@ HOPS = [
     ("emails", "E-mails published"),
 ]
 
+# How long each hop usually takes after the trigger, so a wait can be shown against it. AWS:
+# a new finding reaches GuardDuty's API and EventBridge in about 5 minutes, Security Hub
+# about 5 minutes after that; the responder and its e-mail follow EventBridge in seconds
+# (REFERENCE: latencies). The local cloud answers within a second or two.
+EXPECTED_AWS_SECONDS = {
+    "threat-list": 0,  # trigger waits for ACTIVE before it pings
+    "guardduty": 300,
+    "securityhub": 600,
+    "responder": 310,
+    "isolated": 310,
+    "emails": 310,
+}
+EXPECTED_LOCAL_SECONDS = 2
+
+
+def expected_seconds(ctx: LabContext, key: str) -> float:
+    return EXPECTED_LOCAL_SECONDS if ctx.cloud.is_local else EXPECTED_AWS_SECONDS[key]
+
+
 HINTS = {
     "threat-list": "the threat list is not ACTIVE: 'aws guardduty get-threat-intel-set' shows "
     "its status; activation takes minutes on AWS, and ERROR means GuardDuty cannot read the file",
@@ -73,9 +92,11 @@ class Hop:
     at: str | None = None
     elapsed: float | None = None  # seconds since the trigger
     detail: str = ""
+    expected: float | None = None  # seconds after the trigger it usually takes
+    waited: float = 0.0  # seconds since the trigger at the last look, while not seen
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {k: v for k, v in self.__dict__.items() if k != "waited"}
 
 
 @dataclass
@@ -108,7 +129,9 @@ class Watcher:
 
     def __init__(self, ctx: LabContext):
         self.ctx = ctx
-        self.hops = {key: Hop(key, label) for key, label in HOPS}
+        self.hops = {
+            key: Hop(key, label, expected=expected_seconds(ctx, key)) for key, label in HOPS
+        }
         self.finding: dict[str, Any] | None = None
         self.since = triggered_at(ctx) or datetime.now(timezone.utc)
         # The connection error of the last poll when nothing in it reached the endpoint.
@@ -129,6 +152,13 @@ class Watcher:
             self.ctx.state.event(f"{hop.label}: {detail}")
 
     def poll(self) -> None:
+        waited = (datetime.now(timezone.utc) - self.since).total_seconds()
+        for hop in self.hops.values():
+            if not hop.seen:
+                hop.waited = waited
+        self._poll()
+
+    def _poll(self) -> None:
         """One look at every hop not yet seen; a failed look is shown and retried next time.
         A look that cannot reach the endpoint ends the poll (the others would not either)
         and sets `unreachable`, unless an earlier look of the same poll got an answer."""

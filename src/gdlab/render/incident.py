@@ -20,6 +20,12 @@ CHECK_STYLE = {
 
 
 def ping_view(console: Console, result: Any) -> None:
+    if result.already_isolated:
+        console.print(
+            f"{result.instance_id} is already isolated: its own timer pinged "
+            f"{result.target_ip} first, so no ping was sent ([yellow]skipped[/yellow])"
+        )
+        return
     style = "green" if result.delivered else "red"
     console.print(
         f"[bold]{result.command}[/bold] on {result.instance_id} via SSM "
@@ -31,12 +37,23 @@ def ping_view(console: Console, result: Any) -> None:
         console.print(Panel(escape(text), title="output", title_align="left", expand=False))
 
 
+def duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    return f"{seconds}s" if seconds < 60 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def bar(done: float, width: int = 10) -> str:
+    filled = max(0, min(width, int(done * width)))
+    return "█" * filled + "░" * (width - filled)
+
+
 def hops_table(hops: list[Any], spinning: bool = True) -> Table:
     table = Table(title="Incident", title_justify="left")
     table.add_column("hop")
     table.add_column("")
     table.add_column("seen at (UTC)", style="dim")
     table.add_column("after trigger", justify="right")
+    table.add_column("usually", justify="right", style="dim")
     table.add_column("detail", overflow="fold")
     for hop in hops:
         if hop.seen:
@@ -46,9 +63,57 @@ def hops_table(hops: list[Any], spinning: bool = True) -> Table:
         else:
             mark = "[red]✗[/red]"
         at = hop.at[11:23] if hop.at else ""
-        elapsed = f"{hop.elapsed:.2f}s" if hop.elapsed is not None else ""
-        table.add_row(hop.label, mark, at, elapsed, escape(hop.detail))
+        usually = f"~{duration(hop.expected)}" if hop.expected else ""
+        if hop.elapsed is not None:
+            elapsed = f"{hop.elapsed:.2f}s"
+        elif spinning and hop.expected:
+            elapsed = f"[yellow]{bar(hop.waited / hop.expected)}[/yellow] {duration(hop.waited)}"
+        else:
+            elapsed = ""
+        table.add_row(hop.label, mark, at, elapsed, usually, escape(hop.detail))
     return table
+
+
+class PlainProgress:
+    """Waits told in plain lines, for output that is not a terminal (a CI log): each hop
+    when it is seen, and every `every` seconds what is still awaited against its usual time."""
+
+    def __init__(self, console: Console, every: float = 30.0):
+        import time
+
+        self.console = console
+        self.every = every
+        self.clock = time.monotonic
+        self.last = self.clock()
+        self.told: set[str] = set()
+
+    def hops(self, hops: list[Any]) -> None:
+        for hop in hops:
+            if hop.seen and hop.key not in self.told:
+                self.told.add(hop.key)
+                self.console.print(
+                    f"seen: {hop.label} after {duration(hop.elapsed or 0)} — {escape(hop.detail)}",
+                    soft_wrap=True,
+                )
+        waiting = [h for h in hops if not h.seen]
+        if waiting and self.clock() - self.last >= self.every:
+            self.last = self.clock()
+            self.console.print(
+                "waiting for: "
+                + "; ".join(
+                    f"{h.label} ({duration(h.waited)} of usually ~{duration(h.expected or 0)})"
+                    for h in waiting
+                ),
+                soft_wrap=True,
+            )
+
+    def wait(self, what: str, waited: float, allowed: float) -> None:
+        if self.clock() - self.last >= self.every:
+            self.last = self.clock()
+            self.console.print(
+                f"waiting for {escape(what)}: {duration(waited)} of up to {duration(allowed)}",
+                soft_wrap=True,
+            )
 
 
 def watch_summary(console: Console, result: Any) -> None:
@@ -78,32 +143,56 @@ def verify_table(verdict: Any) -> Table:
 def verify_view(console: Console, verdict: Any) -> None:
     console.print(verify_table(verdict))
     passed = sum(c.passed for c in verdict.checks)
+    inconclusive = sum(c.status == "inconclusive" for c in verdict.checks)
     style = "bold green" if verdict.passed else "bold red"
-    console.print(f"[{style}]{passed}/{len(verdict.checks)} checks passed[/{style}]")
+    line = f"{passed}/{len(verdict.checks)} checks passed"
+    if inconclusive:
+        line += f", {inconclusive} inconclusive"
+    proven = verdict.proven()
+    line += f"; {sum(bool(by) for by in proven.values())}/{len(proven)} properties proven"
+    if verdict.unproven:
+        line += f" (not proven: {', '.join(verdict.unproven)})"
+    console.print(f"[{style}]{escape(line)}[/{style}]", soft_wrap=True)
 
 
 def junit_xml(verdict: Any, seconds: float = 0.0) -> str:
-    """JUnit XML: one testcase per check; inconclusive counts as a failure with its reason."""
-    failures = sum(1 for c in verdict.checks if not c.passed)
+    """JUnit XML: one testcase per check (inconclusive is skipped, with its reason), and a
+    `verdict` testcase that fails when a property is not proven by any check."""
+    failed = [c for c in verdict.checks if c.status == "fail"]
+    skipped = [c for c in verdict.checks if c.status == "inconclusive"]
+    failures = len(failed) + (1 if verdict.unproven else 0)
+    total = len(verdict.checks) + 1
     suite = ET.Element(
         "testsuite",
         name=f"gdlab.verify.{verdict.lab}",
-        tests=str(len(verdict.checks)),
+        tests=str(total),
         failures=str(failures),
         errors="0",
-        skipped="0",
+        skipped=str(len(skipped)),
         time=f"{seconds:.3f}",
     )
     for check in verdict.checks:
         case = ET.SubElement(suite, "testcase", classname=f"gdlab.{verdict.lab}", name=check.name)
-        if not check.passed:
-            failure = ET.SubElement(
-                case, "failure", message=f"{check.status}: {check.title}", type=check.status
-            )
+        if check.status == "fail":
+            failure = ET.SubElement(case, "failure", message=f"fail: {check.title}", type="fail")
             failure.text = check.evidence
+        elif check.status == "inconclusive":
+            ET.SubElement(case, "skipped", message=f"inconclusive: {check.evidence}")
         out = ET.SubElement(case, "system-out")
         out.text = check.evidence
-    suites = ET.Element("testsuites", tests=str(len(verdict.checks)), failures=str(failures))
+    case = ET.SubElement(suite, "testcase", classname=f"gdlab.{verdict.lab}", name="verdict")
+    proven = verdict.proven()
+    summary = "; ".join(f"{prop}: {', '.join(by) or 'not proven'}" for prop, by in proven.items())
+    if verdict.unproven:
+        failure = ET.SubElement(
+            case,
+            "failure",
+            message=f"not proven: {', '.join(verdict.unproven)}",
+            type="unproven",
+        )
+        failure.text = summary
+    ET.SubElement(case, "system-out").text = summary
+    suites = ET.Element("testsuites", tests=str(total), failures=str(failures))
     suites.append(suite)
     ET.indent(suites)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode")
