@@ -273,7 +273,7 @@ def check_flows(ctx: LabContext, waiting: flows.Waiting | None = None) -> Check:
         at,
         deadline,
         waiting=waiting,
-        poll_seconds=max(ctx.poll_seconds * 10, 0.2),
+        poll_seconds=min(30.0, max(ctx.poll_seconds * 6, 0.2)),
     )
     return Check("flows-rejected", title, found.status, found.evidence)
 
