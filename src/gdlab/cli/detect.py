@@ -208,7 +208,8 @@ def verify(
     json_out: bool = typer.Option(False, "--json", help="Print the checks as JSON."),
     junit: Path = typer.Option(None, "--junit", help="Also write JUnit XML to this file."),
 ) -> None:
-    """Prove the incident with named checks, each with its evidence; exit 0 only if all pass.
+    """Prove the incident with named checks, each with its evidence; exit 0 only when every
+    property is proven by a check that passed and no check failed.
 
     Example: gdlab verify --junit verify.xml
     """
