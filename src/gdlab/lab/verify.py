@@ -285,16 +285,20 @@ def _ping_summary(output: str) -> str:
     return ""
 
 
+def _guard(into: list[Check], name: str, title: str, fn: Any, *args: Any) -> None:
+    try:
+        into.append(fn(*args))
+    except Exception as exc:  # one broken query must not hide the other checks
+        into.append(Check(name, title, "fail", f"could not check: {describe(exc)[0]}"))
+
+
 def verify(ctx: LabContext, waiting: flows.Waiting | None = None) -> Verdict:
     """Every check, then the verdict. `waiting` hears about waits (flow-log delivery takes
     minutes on AWS), so nobody thinks verify hung."""
     checks: list[Check] = []
 
     def guarded(name: str, title: str, fn: Any, *args: Any) -> None:
-        try:
-            checks.append(fn(*args))
-        except Exception as exc:  # one broken query must not hide the other checks
-            checks.append(Check(name, title, "fail", f"could not check: {describe(exc)[0]}"))
+        _guard(checks, name, title, fn, *args)
 
     finding = None
     try:
@@ -319,8 +323,20 @@ def verify(ctx: LabContext, waiting: flows.Waiting | None = None) -> Verdict:
         log = {"results": [], "errors": [f"log unreadable: {describe(exc)[0]}"], "invocations": 0}
     guarded("responder-ran", "The responder ran", check_responder, ctx, log)
     guarded("emails-sent", "Both e-mails were sent", check_emails, ctx, log)
-    guarded("ping-blocked", "The instance cannot reach the IP", check_unreachable, ctx)
-    guarded("flows-rejected", "The flow log shows the blocked traffic", check_flows, ctx, waiting)
+    # Both wait on the cloud (SSM's delivery timeout, flow-log delivery): side by side.
+    from concurrent.futures import ThreadPoolExecutor
+
+    ping_checks: list[Check] = []
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gdlab-verify") as pool:
+        ping = pool.submit(
+            lambda: _guard(ping_checks, "ping-blocked", "The instance cannot reach the IP",
+                           check_unreachable, ctx)
+        )
+        flow_checks: list[Check] = []
+        _guard(flow_checks, "flows-rejected", "The flow log shows the blocked traffic",
+               check_flows, ctx, waiting)
+        ping.result()
+    checks += ping_checks + flow_checks
     verdict = Verdict(ctx.lab, checks)
     if verdict.passed:
         ctx.state.event("verified: every property proven, no check failed", phase="verified")
