@@ -308,40 +308,10 @@ def _new_stream() -> str:
 _logs_lock = threading.Lock()
 
 
-def _role_allows(fn: Any, action: str) -> bool:
-    """Whether an identity policy of the function's role allows `action` (actions only; the
-    lab's question is just whether Lambda may recreate a deleted log group)."""
-    import fnmatch
-
-    from moto.iam.models import iam_backends
-
-    try:
-        role = iam_backends[fn.account_id]["global"].get_role(str(fn.role).rsplit("/", 1)[-1])
-    except Exception:  # noqa: BLE001 - a role that is gone allows nothing
-        return False
-    documents = list(role.policies.values()) + [
-        version.document
-        for policy in role.managed_policies.values()
-        for version in policy.policy_version_list
-        if version.is_default
-    ]
-    for document in documents:
-        try:
-            statements = json.loads(document).get("Statement", [])
-        except (TypeError, ValueError):
-            continue
-        for statement in statements if isinstance(statements, list) else [statements]:
-            actions = statement.get("Action", [])
-            actions = [actions] if isinstance(actions, str) else actions
-            if statement.get("Effect") == "Allow" and any(
-                fnmatch.fnmatchcase(action.lower(), str(a).lower()) for a in actions
-            ):
-                return True
-    return False
-
-
 def _write_logs(fn: Any, stream: str, lines: list[tuple[int, str]]) -> None:
     from moto.logs.models import logs_backends
+
+    from gdlab.local.iam import role_allows
 
     logs = logs_backends[fn.account_id][fn.region]
     group = f"/aws/lambda/{fn.function_name}"
@@ -351,7 +321,7 @@ def _write_logs(fn: Any, stream: str, lines: list[tuple[int, str]]) -> None:
             # Lambda creates a missing group only for a role allowed logs:CreateLogGroup.
             # gdlab's responder is not (setup makes the group), so once teardown deleted it
             # an invocation still running writes nowhere, as on AWS: the group stays gone.
-            if not _role_allows(fn, "logs:CreateLogGroup"):
+            if not role_allows(fn.account_id, fn.role, "logs:CreateLogGroup"):
                 log.info("log group %s does not exist: %d line(s) of %s dropped", group,
                          len(lines), fn.function_name)
                 return

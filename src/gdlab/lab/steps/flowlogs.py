@@ -21,6 +21,7 @@ from gdlab.lab.awsutil import error_code, error_message, ignore_not_found, retry
 from gdlab.lab.state import Resource
 from gdlab.lab.steps import Found, LabContext, Step
 from gdlab.lab.steps.compute import IAM_PATH, delete_role, find_role
+from gdlab.lab.steps.response import OwnedLogGroup
 
 FLOW_LOG_RETENTION_DAYS = 7
 AGGREGATION_SECONDS = 60  # 60 or 600; one minute so evidence is not ten minutes late
@@ -106,33 +107,12 @@ def delivery_policy(
     }
 
 
-class FlowLogGroup(Step):
-    key, type, label = "flow-log-group", "AWS::Logs::LogGroup", "Flow-log group"
+class FlowLogGroup(OwnedLogGroup):
+    key, label = "flow-log-group", "Flow-log group"
+    retention_days = FLOW_LOG_RETENTION_DAYS
 
-    def display_name(self, ctx: LabContext) -> str:
+    def group_name(self, ctx: LabContext) -> str:
         return flow_log_group_name(ctx)
-
-    def create(self, ctx: LabContext) -> None:
-        name = flow_log_group_name(ctx)
-        try:
-            ctx.cloud.client("logs").create_log_group(logGroupName=name, tags=ctx.tags())
-        except Exception as exc:
-            if error_code(exc) != "ResourceAlreadyExistsException":
-                raise
-        ctx.created(self, name)
-
-    def configure(self, ctx: LabContext, res: Resource) -> None:
-        ctx.cloud.client("logs").put_retention_policy(
-            logGroupName=res.id, retentionInDays=FLOW_LOG_RETENTION_DAYS
-        )
-
-    def find(self, ctx: LabContext) -> list[Found]:
-        name = flow_log_group_name(ctx)
-        groups = ctx.cloud.client("logs").describe_log_groups(logGroupNamePrefix=name)
-        return [Found(name) for g in groups["logGroups"] if g["logGroupName"] == name]
-
-    def delete(self, ctx: LabContext, res: Resource) -> None:
-        ignore_not_found(ctx.cloud.client("logs").delete_log_group, logGroupName=res.id)
 
 
 class FlowLogRole(Step):

@@ -4,6 +4,7 @@ and its log group, and the EventBridge rule with its two targets."""
 from __future__ import annotations
 
 import json
+from abc import abstractmethod
 from typing import Any
 
 from gdlab.lab import responder
@@ -167,17 +168,24 @@ class EmailSubscription(Step):
                 raise
 
 
-class LogGroup(Step):
-    key, type, label = "log-group", "AWS::Logs::LogGroup", "Responder's log group"
+class OwnedLogGroup(Step):
+    """A log group the lab makes itself (so no role of the lab needs logs:CreateLogGroup,
+    and nothing can bring the group back after teardown), with its retention."""
+
+    type = "AWS::Logs::LogGroup"
+    retention_days = LOG_RETENTION_DAYS
+
+    @abstractmethod
+    def group_name(self, ctx: LabContext) -> str:
+        """The group's exact name."""
 
     def display_name(self, ctx: LabContext) -> str:
-        return log_group_name(ctx)
+        return self.group_name(ctx)
 
     def create(self, ctx: LabContext) -> None:
-        logs = ctx.cloud.client("logs")
-        name = log_group_name(ctx)
+        name = self.group_name(ctx)
         try:
-            logs.create_log_group(logGroupName=name, tags=ctx.tags())
+            ctx.cloud.client("logs").create_log_group(logGroupName=name, tags=ctx.tags())
         except Exception as exc:
             if error_code(exc) != "ResourceAlreadyExistsException":
                 raise
@@ -185,19 +193,23 @@ class LogGroup(Step):
 
     def configure(self, ctx: LabContext, res: Resource) -> None:
         ctx.cloud.client("logs").put_retention_policy(
-            logGroupName=res.id, retentionInDays=LOG_RETENTION_DAYS
+            logGroupName=res.id, retentionInDays=self.retention_days
         )
 
     def find(self, ctx: LabContext) -> list[Found]:
-        groups = ctx.cloud.client("logs").describe_log_groups(
-            logGroupNamePrefix=log_group_name(ctx)
-        )["logGroups"]
-        return [
-            Found(g["logGroupName"]) for g in groups if g["logGroupName"] == log_group_name(ctx)
-        ]
+        name = self.group_name(ctx)
+        groups = ctx.cloud.client("logs").describe_log_groups(logGroupNamePrefix=name)
+        return [Found(name) for g in groups["logGroups"] if g["logGroupName"] == name]
 
     def delete(self, ctx: LabContext, res: Resource) -> None:
         ignore_not_found(ctx.cloud.client("logs").delete_log_group, logGroupName=res.id)
+
+
+class LogGroup(OwnedLogGroup):
+    key, label = "log-group", "Responder's log group"
+
+    def group_name(self, ctx: LabContext) -> str:
+        return log_group_name(ctx)
 
 
 class Function(Step):
