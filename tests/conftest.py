@@ -42,6 +42,25 @@ def free_port() -> int:
 
 
 @pytest.fixture
+def port(monkeypatch: pytest.MonkeyPatch, free_port: int) -> int:
+    """A free port that this test's local cloud uses (GDLAB_LOCAL_PORT)."""
+    monkeypatch.setenv("GDLAB_LOCAL_PORT", str(free_port))
+    return free_port
+
+
+@pytest.fixture
+def stop_after(gdlab_home: Any) -> Iterator[None]:
+    """Whatever local cloud the test started in its home is stopped afterwards."""
+    import contextlib
+
+    from gdlab.local import daemon
+
+    yield
+    with contextlib.suppress(daemon.NotRunning):
+        daemon.stop(gdlab_home)
+
+
+@pytest.fixture
 def gdlab_home(monkeypatch: pytest.MonkeyPatch, tmp_path) -> Any:
     """A fresh GDLAB_HOME for this test (a Path)."""
     home = tmp_path / "home"

@@ -4,7 +4,6 @@ InvalidVpcID.NotFound or a minute of watching."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -16,19 +15,6 @@ from gdlab.cli.common import AppContext, cloud_gone, lab_cloud_is_gone
 from gdlab.errors import LabCloudGone
 from gdlab.lab.state import LabState, LabStore
 from gdlab.local import daemon
-
-
-@pytest.fixture
-def port(monkeypatch, free_port):
-    monkeypatch.setenv("GDLAB_LOCAL_PORT", str(free_port))
-    return free_port
-
-
-@pytest.fixture
-def stop_after(gdlab_home):
-    yield
-    with contextlib.suppress(daemon.NotRunning):
-        daemon.stop(gdlab_home)
 
 
 def gone_line(lab: str) -> str:

@@ -3,7 +3,6 @@ plus its one-line errors: port in use, stale pid file, stop with nothing running
 
 from __future__ import annotations
 
-import contextlib
 import json
 import socket
 import stat
@@ -14,19 +13,6 @@ import pytest
 
 from gdlab.lab.state import LabState, LabStore
 from gdlab.local import daemon
-
-
-@pytest.fixture
-def port(monkeypatch, free_port):
-    monkeypatch.setenv("GDLAB_LOCAL_PORT", str(free_port))
-    return free_port
-
-
-@pytest.fixture
-def stop_after(gdlab_home):
-    yield
-    with contextlib.suppress(daemon.NotRunning):
-        daemon.stop(gdlab_home)
 
 
 def dead_pid() -> int:

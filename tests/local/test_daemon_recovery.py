@@ -25,12 +25,6 @@ GARBAGE = [
 ]
 
 
-@pytest.fixture
-def port(monkeypatch, free_port):
-    monkeypatch.setenv("GDLAB_LOCAL_PORT", str(free_port))
-    return free_port
-
-
 def write_state(home, text: str) -> None:
     path = daemon.state_path(home)
     path.parent.mkdir(parents=True, exist_ok=True)

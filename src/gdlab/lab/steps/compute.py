@@ -52,6 +52,19 @@ def find_role(ctx: LabContext, role_name: str) -> list[Found]:
     return [Found(role_name, attrs={"arn": iam.get_role(RoleName=role_name)["Role"]["Arn"]})]
 
 
+def create_role(ctx: LabContext, step: Step, name: str, trust: dict[str, Any],
+                description: str) -> None:
+    """A lab role under gdlab's IAM path, tagged at creation; its ARN journaled with its id."""
+    role = _iam(ctx).create_role(
+        RoleName=name,
+        Path=IAM_PATH,
+        AssumeRolePolicyDocument=json.dumps(trust),
+        Description=description,
+        Tags=tag_list(ctx.tags(name)),
+    )["Role"]
+    ctx.created(step, name, arn=role["Arn"])
+
+
 def delete_role(client: Any, role_name: str) -> None:
     """Detach managed policies, delete inline ones, then the role; absent is fine."""
     from botocore.exceptions import ClientError
@@ -79,8 +92,6 @@ class InstanceRole(Step):
         return f"gdlab-{ctx.lab}-instance"
 
     def create(self, ctx: LabContext) -> None:
-        iam = _iam(ctx)
-        name = self.display_name(ctx)
         trust = {
             "Version": "2012-10-17",
             "Statement": [
@@ -91,14 +102,8 @@ class InstanceRole(Step):
                 }
             ],
         }
-        role = iam.create_role(
-            RoleName=name,
-            Path=IAM_PATH,
-            AssumeRolePolicyDocument=json.dumps(trust),
-            Description="gdlab: lets SSM manage the lab's compromised instance",
-            Tags=tag_list(ctx.tags(name)),
-        )["Role"]
-        ctx.created(self, name, arn=role["Arn"])
+        create_role(ctx, self, self.display_name(ctx), trust,
+                    "gdlab: lets SSM manage the lab's compromised instance")
 
     def configure(self, ctx: LabContext, res: Resource) -> None:
         _iam(ctx).attach_role_policy(  # attaching twice is a no-op for IAM

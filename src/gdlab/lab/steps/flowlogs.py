@@ -17,10 +17,10 @@ import uuid
 from typing import Any
 
 from gdlab.errors import StepFailed
-from gdlab.lab.awsutil import error_code, error_message, ignore_not_found, retry, tag_list
+from gdlab.lab.awsutil import error_code, error_message, ignore_not_found, retry
 from gdlab.lab.state import Resource
 from gdlab.lab.steps import Found, LabContext, Step
-from gdlab.lab.steps.compute import IAM_PATH, delete_role, find_role
+from gdlab.lab.steps.compute import create_role, delete_role, find_role
 from gdlab.lab.steps.response import OwnedLogGroup
 
 FLOW_LOG_RETENTION_DAYS = 7
@@ -126,14 +126,8 @@ class FlowLogRole(Step):
         trust = delivery_trust_policy(
             partition=ctx.cloud.partition(), region=ctx.cloud.region, account=ctx.cloud.account
         )
-        role = ctx.cloud.client("iam").create_role(
-            RoleName=name,
-            Path=IAM_PATH,
-            AssumeRolePolicyDocument=json.dumps(trust),
-            Description="gdlab: lets VPC Flow Logs write the lab VPC's flow log to its group",
-            Tags=tag_list(ctx.tags(name)),
-        )["Role"]
-        ctx.created(self, name, arn=role["Arn"])
+        create_role(ctx, self, name, trust,
+                    "gdlab: lets VPC Flow Logs write the lab VPC's flow log to its group")
 
     def configure(self, ctx: LabContext, res: Resource) -> None:
         policy = delivery_policy(

@@ -11,7 +11,7 @@ from gdlab.lab import responder
 from gdlab.lab.awsutil import error_code, ignore_not_found, message_has, retry, tag_list
 from gdlab.lab.state import Resource
 from gdlab.lab.steps import LAB_TAG, Found, LabContext, Step
-from gdlab.lab.steps.compute import IAM_PATH, delete_role, find_role
+from gdlab.lab.steps.compute import create_role, delete_role, find_role
 
 LOG_RETENTION_DAYS = 7
 STATEMENT_ID = "gdlab-eventbridge"
@@ -46,16 +46,9 @@ class ResponderRole(Step):
         return responder_role_name(ctx)
 
     def create(self, ctx: LabContext) -> None:
-        iam = ctx.cloud.client("iam")
-        name = self.display_name(ctx)
-        role = iam.create_role(
-            RoleName=name,
-            Path=IAM_PATH,
-            AssumeRolePolicyDocument=json.dumps(responder.role_trust_policy(ctx.cloud.account)),
-            Description="gdlab: isolates the lab's compromised instance and reports it",
-            Tags=tag_list(ctx.tags(name)),
-        )["Role"]
-        ctx.created(self, name, arn=role["Arn"])
+        create_role(ctx, self, self.display_name(ctx),
+                    responder.role_trust_policy(ctx.cloud.account),
+                    "gdlab: isolates the lab's compromised instance and reports it")
 
     def configure(self, ctx: LabContext, res: Resource) -> None:
         policy = responder.role_policy(
