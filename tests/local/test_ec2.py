@@ -198,3 +198,55 @@ def test_instances_launched_at_once_in_one_subnet_get_distinct_addresses(ec2, ne
         launched = list(pool.map(lambda _: launch(ec2, net), range(16)))
     addresses = [i["PrivateIpAddress"] for i in launched]
     assert len(set(addresses)) == 16
+
+
+def _other_vpc_group(ec2):
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/24")["Vpc"]["VpcId"]
+    return ec2.create_security_group(GroupName="elsewhere", Description="other vpc",
+                                     VpcId=vpc)["GroupId"]
+
+
+def test_eni_groups_refuse_an_unknown_group_and_stay_unchanged(ec2, net):
+    instance = launch(ec2, net)
+    eni = instance["NetworkInterfaces"][0]["NetworkInterfaceId"]
+    with pytest.raises(ClientError) as caught:
+        ec2.modify_network_interface_attribute(NetworkInterfaceId=eni,
+                                               Groups=[net["forensic"], "sg-0000000000deadbee"])
+    error = caught.value.response["Error"]
+    assert error["Code"] == "InvalidGroup.NotFound"
+    assert error["Message"] == "The security group 'sg-0000000000deadbee' does not exist"
+    assert groups_of(ec2, instance["InstanceId"]) == ([net["app"]], [net["app"]])
+
+
+def test_eni_groups_refuse_another_vpcs_group(ec2, net):
+    instance = launch(ec2, net)
+    eni = instance["NetworkInterfaces"][0]["NetworkInterfaceId"]
+    with pytest.raises(ClientError) as caught:
+        ec2.modify_network_interface_attribute(NetworkInterfaceId=eni,
+                                               Groups=[_other_vpc_group(ec2)])
+    assert caught.value.response["Error"]["Code"] == "InvalidGroup.NotFound"
+    assert "belong to different networks" in caught.value.response["Error"]["Message"]
+    assert groups_of(ec2, instance["InstanceId"]) == ([net["app"]], [net["app"]])
+
+
+def test_instance_groups_refuse_unknown_and_other_vpc_groups(ec2, net):
+    instance = launch(ec2, net)
+    for bad in ("sg-0000000000deadbee", _other_vpc_group(ec2)):
+        with pytest.raises(ClientError) as caught:
+            ec2.modify_instance_attribute(InstanceId=instance["InstanceId"], Groups=[bad])
+        assert caught.value.response["Error"]["Code"] == "InvalidGroup.NotFound"
+        assert groups_of(ec2, instance["InstanceId"]) == ([net["app"]], [net["app"]])
+
+
+def test_eni_source_dest_check_alone_keeps_the_groups(ec2, net):
+    from wire_shapes import assert_wire_shape, capture_raw
+
+    instance = launch(ec2, net)
+    eni = instance["NetworkInterfaces"][0]["NetworkInterfaceId"]
+    calls = capture_raw(ec2)
+    ec2.modify_network_interface_attribute(NetworkInterfaceId=eni,
+                                           SourceDestCheck={"Value": False})
+    operation, status, body = calls[-1]
+    assert status == 200
+    assert_wire_shape("ec2", operation, body)
+    assert groups_of(ec2, instance["InstanceId"]) == ([net["app"]], [net["app"]])

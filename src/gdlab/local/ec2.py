@@ -4,6 +4,9 @@
   ModifyNetworkInterfaceAttribute shows in DescribeInstances (moto keeps two lists and
   reports their union on the ENI).
 - ModifyInstanceAttribute(Groups) refuses instances with several ENIs, as AWS does.
+- ModifyInstanceAttribute and ModifyNetworkInterfaceAttribute refuse a group that does not
+  exist or lives in another VPC (InvalidGroup.NotFound), leaving the groups unchanged; moto
+  accepted an unknown id and left the ENI with no groups.
 - ENIs created at launch are deleted with the instance (AWS's DeleteOnTermination default)
   and carry RunInstances' "network-interface" TagSpecifications.
 - DeleteSecurityGroup of a group still attached to an ENI raises DependencyViolation.
@@ -23,7 +26,7 @@ from typing import Any
 
 from moto.ec2.exceptions import DependencyViolationError, EC2ClientError
 from moto.ec2.models.elastic_ip_addresses import ElasticAddressBackend
-from moto.ec2.models.elastic_network_interfaces import NetworkInterface
+from moto.ec2.models.elastic_network_interfaces import NetworkInterface, NetworkInterfaceBackend
 from moto.ec2.models.instances import Instance, InstanceBackend
 from moto.ec2.models.security_groups import SecurityGroupBackend
 from moto.ec2.models.subnets import Subnet
@@ -81,6 +84,7 @@ def _eni_group_set(eni: Any) -> list[Any]:
 _orig_prep_nics = Instance.prep_nics
 _orig_run_instances = InstanceBackend.run_instances
 _orig_allocate_address = ElasticAddressBackend.allocate_address
+_orig_modify_eni_attribute = NetworkInterfaceBackend.modify_network_interface_attribute
 _orig_delete_security_group = SecurityGroupBackend.delete_security_group
 _orig_terminate = Instance.terminate
 _orig_get_available_subnet_ip = Subnet.get_available_subnet_ip
@@ -131,6 +135,25 @@ def _run_instances(self: Any, image_id: str, count: int, user_data: Any,
     return reservation
 
 
+def _groups_in_vpc(backend: Any, group_ids: list[str], vpc_id: str | None) -> list[Any]:
+    """The groups named by id, all of them existing in `vpc_id`, or the EC2 error AWS gives:
+    InvalidGroup.NotFound for an unknown id, and for another VPC's group "You have specified
+    two resources that belong to different networks." (the code AWS answers there too)."""
+    from moto.ec2.exceptions import InvalidSecurityGroupNotFoundError
+
+    groups = []
+    for group_id in group_ids:
+        group = backend.get_security_group_from_id(group_id)
+        if group is None:
+            raise InvalidSecurityGroupNotFoundError(group_id)
+        if vpc_id and group.vpc_id and group.vpc_id != vpc_id:
+            raise EC2ClientError("InvalidGroup.NotFound",
+                                 "You have specified two resources that belong to different "
+                                 "networks.")
+        groups.append(group)
+    return groups
+
+
 def _modify_instance_security_groups(self: Any, instance_id: str,
                                      new_group_id_list: list[str]) -> Any:
     instance = self.get_instance(instance_id)
@@ -140,16 +163,17 @@ def _modify_instance_security_groups(self: Any, instance_id: str,
             f"There are multiple interfaces attached to instance '{instance_id}'. "
             "Please specify an interface ID for the operation instead.",
         )
-    groups = []
-    for group_id in new_group_id_list:
-        group = self.get_security_group_from_id(group_id)
-        if group is None:
-            from moto.ec2.exceptions import InvalidSecurityGroupNotFoundError
-
-            raise InvalidSecurityGroupNotFoundError(group_id)
-        groups.append(group)
-    instance.security_groups = groups
+    instance.security_groups = _groups_in_vpc(self, new_group_id_list, instance.vpc_id)
     return instance
+
+
+def _modify_network_interface_attribute(self: Any, eni_id: str, group_ids: list[str],
+                                        *args: Any, **kwargs: Any) -> None:
+    # Every group is checked before anything changes, so a refused call leaves the ENI as
+    # it was (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html).
+    eni = self.get_network_interface(eni_id)
+    _groups_in_vpc(self, group_ids or [], eni.subnet.vpc_id if eni.subnet else None)
+    return _orig_modify_eni_attribute(self, eni_id, group_ids, *args, **kwargs)
 
 
 def _delete_security_group(self: Any, name: str | None = None,
@@ -204,4 +228,7 @@ def install() -> None:
         _delete_security_group
     )
     ElasticAddressBackend.allocate_address = _allocate_address  # type: ignore[method-assign]
+    NetworkInterfaceBackend.modify_network_interface_attribute = (  # type: ignore[method-assign]
+        _modify_network_interface_attribute
+    )
     _installed = True
