@@ -6,9 +6,13 @@ teardown) and the AWS API calls it made.
 
     .venv/bin/python benchmarks/run_local.py [--runs 5] [--cold]
 
-By default the background local cloud is started once before the runs (the usual case: the
-first command of the day starts it, later runs find it warm). --cold stops it after every
-run, so each run also pays for starting it.
+Three modes, each reported as a median over --runs:
+
+- warm (default): the background local cloud is started once before the runs (the usual
+  case: the first command of the day starts it, later runs find it warm);
+- --first: `gdlab local start`, then one run, then stop, each time: the first run after the
+  cloud came up (what moto builds lazily on first use is paid here), not counting the start;
+- --cold: no cloud before each run, so each run also pays for starting it.
 """
 
 from __future__ import annotations
@@ -29,15 +33,20 @@ GDLAB = str(Path(sys.executable).with_name("gdlab"))
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--cold", action="store_true")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--cold", action="store_true")
+    mode.add_argument("--first", action="store_true")
     args = parser.parse_args()
     home = tempfile.mkdtemp(prefix="gdlab-bench-")
     env = {**os.environ, "GDLAB_HOME": home, "GDLAB_LOCAL_PORT": "4611"}
-    if not args.cold:
+    if not (args.cold or args.first):
         subprocess.run([GDLAB, "local", "start"], env=env, check=True)
     walls, inner, calls = [], [], []
     try:
         for i in range(args.runs):
+            if args.first:
+                subprocess.run([GDLAB, "local", "start"], env=env, check=True,
+                               capture_output=True)
             started = time.perf_counter()
             proc = subprocess.run([GDLAB, "run", "--json"], env=env, capture_output=True,
                                   text=True)
@@ -45,7 +54,7 @@ def main() -> None:
             if proc.returncode != 0:
                 sys.exit(f"run {i + 1} failed:\n{proc.stderr[-2000:]}")
             report = json.loads(proc.stdout)
-            if args.cold:
+            if args.cold or args.first:
                 subprocess.run([GDLAB, "local", "stop"], env=env, capture_output=True)
             walls.append(wall)
             inner.append(report["seconds"])
