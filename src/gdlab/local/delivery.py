@@ -15,8 +15,8 @@ disabled rules and rules that only have a schedule. Here:
 - ``AWS/Events`` metrics (``TriggeredRules``, ``MatchedEvents``, ``Invocations``,
   ``FailedInvocations``; dimension ``RuleName``) are counted in moto's CloudWatch.
 
-PutEvents from a client with an ``aws.*`` source is refused per entry, as AWS refuses it;
-the local GuardDuty publishes its findings straight onto the default bus instead.
+PutEvents from a client with an ``aws.*`` source is refused (see ``events.py``); the local
+GuardDuty publishes its findings straight onto the default bus instead.
 """
 
 from __future__ import annotations
@@ -32,11 +32,6 @@ from typing import Any
 log = logging.getLogger("gdlab.local.delivery")
 
 EVENTS_PRINCIPAL = "events.amazonaws.com"
-# What AWS answers, per entry, for a PutEvents entry whose source belongs to AWS.
-NOT_AUTHORIZED_FOR_SOURCE = {
-    "ErrorCode": "NotAuthorizedForSourceException",
-    "ErrorMessage": "Not authorized for the source.",
-}
 
 _installed = False
 _original_send_to_targets: Any = None
@@ -282,36 +277,14 @@ def publish_finding(backend: Any, detector_id: str, finding: dict[str, Any]) -> 
         log.exception("could not publish finding %s to EventBridge", finding.get("Id"))
 
 
-def _refuse_aws_sources(original: Any) -> Any:
-    def put_events(self: Any) -> Any:
-        entries = self._get_param("Entries") or []
-        if len(entries) > 10 or not any(
-            str(e.get("Source", "")).startswith("aws.") for e in entries
-        ):
-            return original(self)
-        allowed = [e for e in entries if not str(e.get("Source", "")).startswith("aws.")]
-        accepted = iter(self.events_backend.put_events(allowed) if allowed else [])
-        results = [
-            dict(NOT_AUTHORIZED_FOR_SOURCE) if str(e.get("Source", "")).startswith("aws.")
-            else next(accepted)
-            for e in entries
-        ]
-        failed = len([r for r in results if "ErrorCode" in r])
-        return json.dumps({"FailedEntryCount": failed, "Entries": results})
-
-    return put_events
-
-
 def install() -> None:
     global _installed, _original_send_to_targets
     if _installed:
         return
     from moto.events.models import Rule
-    from moto.events.responses import EventsHandler
 
     _original_send_to_targets = Rule.send_to_targets
     Rule.send_to_targets = send_to_targets
-    EventsHandler.put_events = _refuse_aws_sources(EventsHandler.put_events)
 
     from gdlab.local.guardduty import on_new_finding
 

@@ -15,6 +15,7 @@ MODULES = [
     "gdlab.local.outbox",
     "gdlab.local.lambda_runner",
     "gdlab.local.delivery",
+    "gdlab.local.events",
     "gdlab.local.asff",
     "gdlab.local.traffic",
     "gdlab.local.flowlogs",
