@@ -1,0 +1,155 @@
+"""GuardDuty's HTTP layer: moto's responses plus gdlab's operations, parsed and serialized
+with botocore's GuardDuty model."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import unquote
+
+from moto.core.responses import ActionResult, EmptyResult
+from moto.guardduty.responses import GuardDutyResponse
+
+from gdlab.local.guardduty.models import GdlabGuardDutyBackend, guardduty_backends
+
+
+class GdlabGuardDutyResponse(GuardDutyResponse):
+    """moto's GuardDuty responses plus the operations above, parsed with botocore's model."""
+
+    @property
+    def guardduty_backend(self) -> GdlabGuardDutyBackend:
+        return guardduty_backends[self.current_account][self.region]
+
+    def _params(self) -> dict[str, Any]:
+        self.parse_parameters(self.normalized_request)
+        params = dict(self.params)
+        params.update(self.uri_match)
+        return params
+
+    # threat intel sets and IP sets share one implementation
+    def _create(self, kind: str, out_key: str) -> ActionResult:
+        p = self._params()
+        intel = self.guardduty_backend.create_set(
+            kind, p["DetectorId"], p.get("Name"), p.get("Format"), p.get("Location"),
+            p.get("Activate", False), p.get("Tags"),
+        )
+        return ActionResult({out_key: intel.id})
+
+    def _get(self, kind: str, id_key: str) -> ActionResult:
+        p = self._params()
+        backend = self.guardduty_backend
+        intel = backend.get_set(kind, p["DetectorId"], p[id_key])
+        return ActionResult({"Name": intel.name, "Format": intel.format,
+                             "Location": intel.location, "Status": backend.set_status(intel),
+                             "Tags": intel.tags})
+
+    def _list(self, kind: str, out_key: str) -> ActionResult:
+        p = self._params()
+        ids = [s.id for s in self.guardduty_backend.list_sets(kind, p["DetectorId"])]
+        start = int(p.get("NextToken") or 0)
+        size = int(p.get("MaxResults") or 50)
+        page = ids[start:start + size]
+        result: dict[str, Any] = {out_key: page}
+        if start + size < len(ids):
+            result["NextToken"] = str(start + size)
+        return ActionResult(result)
+
+    def _update(self, kind: str, id_key: str) -> EmptyResult:
+        p = self._params()
+        self.guardduty_backend.update_set(kind, p["DetectorId"], p[id_key], p.get("Name"),
+                                          p.get("Location"), p.get("Activate"))
+        return EmptyResult()
+
+    def _delete(self, kind: str, id_key: str) -> EmptyResult:
+        p = self._params()
+        self.guardduty_backend.delete_set(kind, p["DetectorId"], p[id_key])
+        return EmptyResult()
+
+    def create_threat_intel_set(self) -> ActionResult:
+        return self._create("threatintelset", "ThreatIntelSetId")
+
+    def get_threat_intel_set(self) -> ActionResult:
+        return self._get("threatintelset", "ThreatIntelSetId")
+
+    def list_threat_intel_sets(self) -> ActionResult:
+        return self._list("threatintelset", "ThreatIntelSetIds")
+
+    def update_threat_intel_set(self) -> EmptyResult:
+        return self._update("threatintelset", "ThreatIntelSetId")
+
+    def delete_threat_intel_set(self) -> EmptyResult:
+        return self._delete("threatintelset", "ThreatIntelSetId")
+
+    def create_ip_set(self) -> ActionResult:
+        return self._create("ipset", "IpSetId")
+
+    def get_ip_set(self) -> ActionResult:
+        return self._get("ipset", "IpSetId")
+
+    def list_ip_sets(self) -> ActionResult:
+        return self._list("ipset", "IpSetIds")
+
+    def update_ip_set(self) -> EmptyResult:
+        return self._update("ipset", "IpSetId")
+
+    def delete_ip_set(self) -> EmptyResult:
+        return self._delete("ipset", "IpSetId")
+
+    # findings
+    def list_findings(self) -> ActionResult:
+        p = self._params()
+        ids, token = self.guardduty_backend.list_findings(
+            p["DetectorId"], p.get("FindingCriteria"), p.get("SortCriteria"),
+            p.get("MaxResults"), p.get("NextToken"),
+        )
+        result: dict[str, Any] = {"FindingIds": ids}
+        if token:
+            result["NextToken"] = token
+        return ActionResult(result)
+
+    def get_findings(self) -> ActionResult:
+        p = self._params()
+        findings = self.guardduty_backend.get_findings(
+            p["DetectorId"], p.get("FindingIds") or [], p.get("SortCriteria")
+        )
+        return ActionResult({"Findings": findings})
+
+    def archive_findings(self) -> EmptyResult:
+        p = self._params()
+        self.guardduty_backend.set_archived(p["DetectorId"], p.get("FindingIds") or [], True)
+        return EmptyResult()
+
+    def unarchive_findings(self) -> EmptyResult:
+        p = self._params()
+        self.guardduty_backend.set_archived(p["DetectorId"], p.get("FindingIds") or [], False)
+        return EmptyResult()
+
+    def get_findings_statistics(self) -> ActionResult:
+        p = self._params()
+        stats = self.guardduty_backend.findings_statistics(
+            p["DetectorId"], p.get("FindingStatisticTypes"), p.get("FindingCriteria"),
+            p.get("GroupBy"), p.get("OrderBy"), p.get("MaxResults"),
+        )
+        return ActionResult({"FindingStatistics": stats})
+
+    def create_sample_findings(self) -> EmptyResult:
+        p = self._params()
+        self.guardduty_backend.create_sample_findings(p["DetectorId"], p.get("FindingTypes"))
+        return EmptyResult()
+
+    # tags
+    def tag_resource(self) -> ActionResult:
+        p = self._params()
+        self.guardduty_backend.tag_resource(unquote(p["ResourceArn"]), p.get("Tags") or {})
+        return EmptyResult()
+
+    def untag_resource(self) -> ActionResult:
+        p = self._params()
+        self.guardduty_backend.untag_resource(unquote(p["ResourceArn"]), p.get("TagKeys"))
+        return EmptyResult()
+
+    def list_tags_for_resource(self) -> ActionResult:
+        p = self._params()
+        tags = self.guardduty_backend.list_tags_for_resource(unquote(p["ResourceArn"]))
+        return ActionResult({"Tags": tags})
+
+
