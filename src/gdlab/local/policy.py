@@ -366,7 +366,8 @@ def role_documents(account: str, role_name: str) -> list[str]:
         return []
     documents = [str(document) for document in role.policies.values()]
     for policy in role.managed_policies.values():
-        for version in policy.policy_version_list:
+        # policy_version_list is moto's wire view (dicts); the models are in versions.
+        for version in getattr(policy, "versions", []):
             if version.is_default:
                 documents.append(str(version.document))
     return documents

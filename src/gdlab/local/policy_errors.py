@@ -67,7 +67,8 @@ def refusal(action: str, principal: Principal, decision: Decision,
     service = service.lower()
     request_id = str(uuid.uuid4())
     if service == "ec2":
-        text = f"{message(action, principal, decision)}. Encoded authorization failure " \
+        text = "You are not authorized to perform this operation. " \
+               f"{message(action, principal, decision)}. Encoded authorization failure " \
                f"message: {_encoded(decision, context)}"
         return XmlRefusal("UnauthorizedOperation", text, (
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error>"
