@@ -142,7 +142,7 @@ def test_pages_and_import_fields(enabled):
     assert len(rest["Findings"]) == 1 and not rest.get("NextToken")
     finding = enabled.get_findings(Filters={"Id": eq("gd-1")})["Findings"][0]
     assert (finding["ProductName"], finding["CompanyName"], finding["Region"]) == (
-        "GuardDuty", "AWS", REGION)
+        "GuardDuty", "Amazon", REGION)  # as in AWS's sample GuardDuty finding
     assert finding["Workflow"] == {"Status": "NEW"} and finding["RecordState"] == "ACTIVE"
 
 

@@ -32,7 +32,8 @@ PREFIX_NAMESPACES = {
     "CryptoCurrency": "Effects/Resource Consumption",
     "UnauthorizedAccess": "TTPs/Command and Control",
 }
-MAX_PRODUCT_FIELDS = 50  # ASFF's limit
+# ASFF allows 50 ProductFields; Security Hub adds three aws/securityhub/* keys on import.
+MAX_PRODUCT_FIELDS = 47
 
 _installed = False
 
@@ -155,6 +156,12 @@ def _action(finding: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, A
     return asff_action, network
 
 
+def console_url(region: str, finding_id: str) -> str:
+    """The GuardDuty console page of a finding, GuardDuty's SourceUrl in Security Hub."""
+    return (f"https://{region}.console.aws.amazon.com/guardduty/home?region={region}"
+            f"#/findings?macros=current&fId={finding_id}")
+
+
 def to_asff(finding: dict[str, Any], region: str, account: str) -> dict[str, Any]:
     """The ASFF record Security Hub holds for this GuardDuty finding."""
     import json
@@ -189,8 +196,7 @@ def to_asff(finding: dict[str, Any], region: str, account: str) -> dict[str, Any
         "Description": finding.get("Description", ""),
         "ProductFields": product_fields(finding),
         "Resources": [_instance_resource(finding, region, account, partition)],
-        "Workflow": {"Status": "NEW"},
-        "WorkflowState": "NEW",
+        "SourceUrl": console_url(region, finding.get("Id", "")),
         "RecordState": "ARCHIVED" if service.get("Archived") else "ACTIVE",
         "FindingProviderFields": {"Severity": {"Label": label, "Original": f"{severity:g}"},
                                   "Types": types},
@@ -204,7 +210,9 @@ def to_asff(finding: dict[str, Any], region: str, account: str) -> dict[str, Any
 
 
 def import_finding(backend: Any, detector_id: str, finding: dict[str, Any]) -> None:
-    """``on_new_finding`` hook: GuardDuty findings flow into an enabled Security Hub."""
+    """``on_new_finding`` hook: GuardDuty findings flow into an enabled Security Hub. GuardDuty
+    calls it again when it publishes an update of the finding (same Id, later UpdatedAt);
+    Security Hub then updates its copy and keeps what customers set on it."""
     from moto.backends import get_backend
 
     account, region = backend.account_id, backend.region_name

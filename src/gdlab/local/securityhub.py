@@ -7,12 +7,10 @@ from __future__ import annotations
 import copy
 import threading
 import types
-from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import unquote
 
 from moto.core.base_backend import BackendDict
-from moto.core.exceptions import ServiceException
 from moto.core.responses import ActionResult, EmptyResult
 from moto.securityhub import models as sh_models
 from moto.securityhub import responses as sh_responses
@@ -20,178 +18,48 @@ from moto.securityhub import urls as sh_urls
 from moto.securityhub.models import Finding, SecurityHubBackend
 from moto.securityhub.responses import SecurityHubResponse
 
+from gdlab.local.securityhub_filters import (  # noqa: F401 - matches is part of this API
+    DATE_FIELDS,
+    NUMBER_FIELDS,
+    STRING_FIELDS,
+    HubError,
+    matches,
+    now_iso,
+    parse_date,
+    values_at,
+)
+from gdlab.local.securityhub_triage import (
+    CUSTOMER_FIELDS,
+    PROVIDER_OVERRIDABLE,
+    TRIAGE_URL_PATHS,
+    TriageBackendMixin,
+    TriageResponseMixin,
+)
+
 REQUIRED = ("SchemaVersion", "Id", "ProductArn", "GeneratorId", "AwsAccountId", "CreatedAt",
             "UpdatedAt", "Title", "Description", "Resources")
-
-# Filter name -> path in an ASFF finding ("[]" flattens a list).
-STRING_FIELDS = {
-    "Id": "Id", "ProductArn": "ProductArn", "GeneratorId": "GeneratorId",
-    "AwsAccountId": "AwsAccountId", "Region": "Region", "Type": "Types[]",
-    "Title": "Title", "Description": "Description", "ProductName": "ProductName",
-    "CompanyName": "CompanyName", "SeverityLabel": "Severity.Label",
-    "RecordState": "RecordState", "WorkflowStatus": "Workflow.Status",
-    "WorkflowState": "WorkflowState", "ComplianceStatus": "Compliance.Status",
-    "VerificationState": "VerificationState", "ResourceId": "Resources[].Id",
-    "ResourceType": "Resources[].Type", "ResourceRegion": "Resources[].Region",
-    "ResourcePartition": "Resources[].Partition", "SourceUrl": "SourceUrl",
-    "NetworkDirection": "Network.Direction", "ResourceAwsEc2InstanceType":
-    "Resources[].Details.AwsEc2Instance.Type", "ResourceAwsEc2InstanceVpcId":
-    "Resources[].Details.AwsEc2Instance.VpcId", "ResourceAwsEc2InstanceSubnetId":
-    "Resources[].Details.AwsEc2Instance.SubnetId", "ResourceAwsEc2InstanceImageId":
-    "Resources[].Details.AwsEc2Instance.ImageId",
-}
-NUMBER_FIELDS = {"SeverityNormalized": "Severity.Normalized", "SeverityProduct":
-                 "Severity.Product", "Confidence": "Confidence", "Criticality": "Criticality"}
-DATE_FIELDS = {"CreatedAt": "CreatedAt", "UpdatedAt": "UpdatedAt",
-               "FirstObservedAt": "FirstObservedAt", "LastObservedAt": "LastObservedAt"}
-MAP_FIELDS = {"ProductFields": "ProductFields", "ResourceTags": "Resources[].Tags",
-              "UserDefinedFields": "UserDefinedFields"}
-
-
-class HubError(ServiceException):
-    """A Security Hub error answered with AWS's code and message."""
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def values_at(finding: dict[str, Any], path: str) -> list[Any]:
-    values: list[Any] = [finding]
-    for part in path.split("."):
-        many = part.endswith("[]")
-        key = part[:-2] if many else part
-        found: list[Any] = []
-        for value in values:
-            if isinstance(value, dict) and key in value:
-                item = value[key]
-                if many and isinstance(item, list):
-                    found.extend(item)
-                else:
-                    found.append(item)
-        values = found
-    return [v for v in values if v is not None]
-
-
-def _string_test(comparison: str, actual: str, wanted: str) -> bool:
-    if comparison in ("EQUALS", "NOT_EQUALS"):
-        return actual == wanted
-    if comparison in ("PREFIX", "PREFIX_NOT_EQUALS"):
-        return actual.startswith(wanted)
-    if comparison in ("CONTAINS", "NOT_CONTAINS"):
-        return wanted in actual
-    if comparison == "CONTAINS_WORD":
-        return wanted in actual.split()
-    raise HubError("InvalidInputException", f"Invalid comparison {comparison}")
-
-
-def _string_filters(actuals: list[str], filters: list[dict[str, Any]]) -> bool:
-    """AWS semantics: positive comparisons on one field are ORed, negative ones ANDed."""
-    positive = [f for f in filters if not f.get("Comparison", "EQUALS").startswith(
-        ("NOT_", "PREFIX_NOT"))]
-    negative = [f for f in filters if f not in positive]
-    for flt in negative:
-        comparison = flt.get("Comparison")
-        if any(_string_test(comparison, str(a), str(flt.get("Value"))) for a in actuals):
-            return False
-    if positive:
-        return any(
-            _string_test(flt.get("Comparison", "EQUALS"), str(a), str(flt.get("Value")))
-            for flt in positive for a in actuals
-        )
-    return True
-
-
-def _parse_date(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-    try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-
-
-def _date_filter(actuals: list[Any], flt: dict[str, Any]) -> bool:
-    start, end = _parse_date(flt.get("Start")), _parse_date(flt.get("End"))
-    if flt.get("DateRange"):
-        from datetime import timedelta
-
-        end = datetime.now(timezone.utc)
-        start = end - timedelta(days=int(flt["DateRange"].get("Value", 0)))
-    for actual in actuals:
-        stamp = _parse_date(actual)
-        if stamp is None:
-            continue
-        if (start is None or stamp >= start) and (end is None or stamp <= end):
-            return True
-    return False
-
-
-def _number_filter(actuals: list[Any], flt: dict[str, Any]) -> bool:
-    for actual in actuals:
-        try:
-            n = float(actual)
-        except (TypeError, ValueError):
-            continue
-        checks = [("Gte", n.__ge__), ("Lte", n.__le__), ("Eq", n.__eq__), ("Gt", n.__gt__),
-                  ("Lt", n.__lt__)]
-        if all(test(float(flt[k])) for k, test in checks if flt.get(k) is not None):
-            return True
-    return False
-
-
-def _map_filter(maps: list[Any], flt: dict[str, Any]) -> bool:
-    key, value = flt.get("Key"), str(flt.get("Value", ""))
-    comparison = flt.get("Comparison", "EQUALS")
-    actuals = [str(m[key]) for m in maps if isinstance(m, dict) and key in m]
-    hit = any(_string_test(comparison, a, value) for a in actuals)
-    return not hit if comparison.startswith("NOT_") else hit
-
-
-def matches(finding: dict[str, Any], filters: dict[str, Any] | None) -> bool:
-    for name, flts in (filters or {}).items():
-        if not flts:
-            continue
-        if name in STRING_FIELDS:
-            actuals = [str(v) for v in values_at(finding, STRING_FIELDS[name])]
-            if not _string_filters(actuals, flts):
-                return False
-        elif name in NUMBER_FIELDS:
-            actuals = values_at(finding, NUMBER_FIELDS[name])
-            if not all(_number_filter(actuals, f) for f in flts):
-                return False
-        elif name in DATE_FIELDS:
-            actuals = values_at(finding, DATE_FIELDS[name])
-            if not all(_date_filter(actuals, f) for f in flts):
-                return False
-        elif name in MAP_FIELDS:
-            maps = values_at(finding, MAP_FIELDS[name])
-            if not all(_map_filter(maps, f) for f in flts):
-                return False
-        else:
-            raise HubError("InvalidInputException",
-                           f"The local cloud does not filter findings by {name}")
-    return True
 
 
 def product_names(product_arn: str) -> tuple[str, str]:
     """(ProductName, CompanyName) as Security Hub derives them from the product ARN."""
     tail = product_arn.split(":product/", 1)[-1].split("/")
     if len(tail) == 2 and tail[0] == "aws":
-        known = {"guardduty": "GuardDuty", "inspector": "Inspector", "macie": "Macie",
-                 "securityhub": "Security Hub", "access-analyzer": "IAM Access Analyzer"}
-        return known.get(tail[1], tail[1]), "AWS"
+        # Company as AWS's own integrations report it (GuardDuty's sample finding: "Amazon").
+        known = {"guardduty": ("GuardDuty", "Amazon"), "inspector": ("Inspector", "Amazon"),
+                 "macie": ("Macie", "Amazon"), "securityhub": ("Security Hub", "AWS"),
+                 "access-analyzer": ("IAM Access Analyzer", "AWS")}
+        return known.get(tail[1], (tail[1], "AWS"))
     if len(tail) == 2 and tail[1] == "default":
         return "Default", "Personal"
     return (tail[-1], tail[0]) if len(tail) == 2 else (product_arn, "Unknown")
 
 
-class GdlabSecurityHubBackend(SecurityHubBackend):
+class GdlabSecurityHubBackend(TriageBackendMixin, SecurityHubBackend):
     def __init__(self, region_name: str, account_id: str):
         super().__init__(region_name, account_id)
         self.lock = threading.RLock()
         self.tags: dict[str, str] = {}
+        self._triage_state()
 
     @property
     def _url_module(self) -> Any:
@@ -216,6 +84,7 @@ class GdlabSecurityHubBackend(SecurityHubBackend):
             self.enabled = True
             self.enabled_at = now_iso()
             self.tags = dict(tags or {})
+            self._enable_default_standards(enable_default_standards is not False)
             return {}
 
     def disable_security_hub(self) -> dict[str, Any]:
@@ -225,6 +94,7 @@ class GdlabSecurityHubBackend(SecurityHubBackend):
             self.enabled_at = None
             self.findings = []
             self.tags = {}
+            self._triage_state()
             return {}
 
     def describe_hub(self, hub_arn: str | None = None) -> dict[str, Any]:
@@ -296,31 +166,71 @@ class GdlabSecurityHubBackend(SecurityHubBackend):
                     failed.append({"Id": data["Id"], "ErrorCode": "AccessDeniedException",
                                    "ErrorMessage": "Finding belongs to another account"})
                     continue
-                record = copy.deepcopy(data)
-                product, company = product_names(record["ProductArn"])
-                record.setdefault("ProductName", product)
-                record.setdefault("CompanyName", company)
-                record.setdefault("Region", self.region_name)
-                record["ProcessedAt"] = now_iso()
+                record = self._completed(copy.deepcopy(data))
                 existing = by_id.get(record["Id"])
-                if existing is not None:
-                    # Workflow belongs to the customer once set; providers update the rest.
-                    for key in ("Workflow", "WorkflowState", "Note", "RecordState"):
-                        if key in existing.data and key not in data:
-                            record[key] = existing.data[key]
-                    existing.data = record
-                else:
+                if existing is None:
                     record.setdefault("RecordState", "ACTIVE")
                     record.setdefault("Workflow", {"Status": "NEW"})
                     record.setdefault("WorkflowState", "NEW")
                     finding = Finding(record["Id"], record)
+                    finding.customer_fields = set()
                     self.findings.append(finding)
                     by_id[record["Id"]] = finding
+                elif _later(record["UpdatedAt"], existing.data.get("UpdatedAt")):
+                    existing.data = _provider_update(existing, record)
+                # else: an update not later than the stored one is ignored (BatchImportFindings
+                # for finding providers: UpdatedAt must be later for an update to apply).
                 success += 1
         return len(failed), success, failed
 
 
-class GdlabSecurityHubResponse(SecurityHubResponse):
+    def _completed(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The fields Security Hub adds to every imported finding, whatever its product."""
+        product, company = product_names(record["ProductArn"])
+        record.setdefault("ProductName", product)
+        record.setdefault("CompanyName", company)
+        record.setdefault("Region", self.region_name)
+        record["ProcessedAt"] = now_iso()
+        fields = dict(record.get("ProductFields") or {})
+        fields.update({"aws/securityhub/FindingId": f"{record['ProductArn']}/{record['Id']}",
+                       "aws/securityhub/ProductName": record["ProductName"],
+                       "aws/securityhub/CompanyName": record["CompanyName"]})
+        record["ProductFields"] = fields
+        provided = record.get("FindingProviderFields") or {}
+        for name in PROVIDER_OVERRIDABLE:
+            if name not in record and name in provided:
+                record[name] = copy.deepcopy(provided[name])
+        return record
+
+
+def _later(new: Any, old: Any) -> bool:
+    new_at, old_at = parse_date(new), parse_date(old)
+    return old_at is None or (new_at is not None and new_at > old_at)
+
+
+def _provider_update(existing: Finding, record: dict[str, Any]) -> dict[str, Any]:
+    """A provider's re-import of a finding: its fields replace the stored ones, except what
+    customers own (BatchImportFindings API reference) and when the finding was created."""
+    old = existing.data
+    for name in ("CreatedAt", "FirstObservedAt"):
+        if name in old:
+            record[name] = old[name]
+    for name in CUSTOMER_FIELDS:
+        record.pop(name, None)
+        if name in old:
+            record[name] = copy.deepcopy(old[name])
+    for name in getattr(existing, "customer_fields", set()) & set(PROVIDER_OVERRIDABLE):
+        record[name] = copy.deepcopy(old[name])
+    record.setdefault("RecordState", old.get("RecordState", "ACTIVE"))
+    # Workflow.Status: NOTIFIED or RESOLVED goes back to NEW when the record state changes
+    # from ARCHIVED to ACTIVE (ASFF Workflow).
+    reactivated = old.get("RecordState") == "ARCHIVED" and record["RecordState"] == "ACTIVE"
+    if reactivated and record.get("Workflow", {}).get("Status") in ("NOTIFIED", "RESOLVED"):
+        record["Workflow"], record["WorkflowState"] = {"Status": "NEW"}, "NEW"
+    return record
+
+
+class GdlabSecurityHubResponse(TriageResponseMixin, SecurityHubResponse):
     @property
     def securityhub_backend(self) -> GdlabSecurityHubBackend:
         return securityhub_backends[self.current_account][self.region]
@@ -365,7 +275,8 @@ _dispatch = GdlabSecurityHubResponse.dispatch
 URL_MODULE = types.SimpleNamespace(
     url_bases=list(sh_urls.url_bases),
     url_paths={**{path: _dispatch for path in sh_urls.url_paths},
-               "{0}/tags/(?P<resource_arn>.+)$": _dispatch},
+               "{0}/tags/(?P<resource_arn>.+)$": _dispatch,
+               **{path: _dispatch for path in TRIAGE_URL_PATHS}},
 )
 
 securityhub_backends: BackendDict[GdlabSecurityHubBackend] = BackendDict(
