@@ -157,8 +157,7 @@ def test_ec2_shapes():
     assert "nic.delete_on_termination" in inspect.getsource(ec2._orig_terminate)
     assert 'self._state.name = "terminated"' in inspect.getsource(ec2._orig_terminate)
     assert "self._group_set" in inspect.getsource(NetworkInterface.__init__)
-    assert "eni._group_set = groups" in inspect.getsource(
-        NetworkInterfaceBackend.modify_network_interface_attribute)
+    assert "eni._group_set = groups" in inspect.getsource(ec2._orig_modify_eni_attribute)
     assert "eni.group_set" in inspect.getsource(elastic_network_interfaces)
     assert "modify_instance_security_groups" in inspect.getsource(instances)
     assert params(ec2._orig_allocate_address) == ["self", "domain", "address", "tags"]
@@ -265,3 +264,172 @@ def test_ssm_shapes():
     assert Command.response_object is not ssm._orig["response_object"]
     assert IamInstanceProfileAssociationBackend.associate_iam_instance_profile is not \
         ssm._orig["associate"]
+
+
+def _wrapped(patched, name: str):
+    """The moto original a gdlab wrapper closes over (named `name` in its install())."""
+    original = inspect.getclosurevars(patched).nonlocals.get(name)
+    assert original is not None, f"{patched.__qualname__} no longer wraps {name}"
+    return original
+
+
+def test_ec2_group_checks_wrap_moto():
+    from moto.ec2.models.elastic_network_interfaces import NetworkInterfaceBackend
+    from moto.ec2.models.instances import Instance
+    from moto.ec2.models.security_groups import SecurityGroup, SecurityGroupBackend
+    from moto.ec2.responses import elastic_network_interfaces
+
+    from gdlab.local import ec2
+
+    assert params(ec2._orig_modify_eni_attribute)[:3] == ["self", "eni_id", "group_ids"]
+    assert NetworkInterfaceBackend.modify_network_interface_attribute is \
+        ec2._modify_network_interface_attribute
+    # the handler passes the group ids positionally, second
+    assert "eni_id, group_ids, source_dest_check, description" in inspect.getsource(
+        elastic_network_interfaces.ElasticNetworkInterfaces.modify_network_interface_attribute)
+    assert params(SecurityGroupBackend.get_security_group_from_id) == ["self", "group_id"]
+    assert "self.vpc_id" in inspect.getsource(SecurityGroup.__init__)
+    assert isinstance(inspect.getattr_static(Instance, "vpc_id"), property)
+    assert "self.subnet = subnet" in inspect.getsource(
+        __import__("moto.ec2.models.elastic_network_interfaces", fromlist=["x"])
+        .NetworkInterface.__init__)
+    from moto.ec2.exceptions import EC2ClientError, InvalidSecurityGroupNotFoundError
+
+    assert InvalidSecurityGroupNotFoundError("sg-1").code == "InvalidGroup.NotFound"
+    assert EC2ClientError("InvalidGroup.NotFound", "m").code == "InvalidGroup.NotFound"
+
+
+def test_sns_outbox_wraps_topic_and_subscription_publish():
+    from moto.sns.models import Subscription, Topic
+
+    topic_original = _wrapped(Topic.publish, "original_topic_publish")
+    sub_original = _wrapped(Subscription.publish, "original_sub_publish")
+    assert params(topic_original)[:3] == ["self", "message", "subject"]
+    assert "return message_id" in inspect.getsource(topic_original)
+    assert params(sub_original)[:5] == [
+        "self", "message", "message_id", "subject", "message_attributes"]
+    assert "message_structure" in params(sub_original)
+    # what sub_publish reads of a Subscription and its Topic
+    sub_init = inspect.getsource(Subscription.__init__)
+    for attribute in ("self.topic", "self.endpoint", "self.protocol", "self.arn",
+                      "self._filter_policy_matcher"):
+        assert f"{attribute} =" in sub_init or f"{attribute}:" in sub_init, attribute
+    assert params(Subscription._parse_message_structure) == ["self", "message", "protocol"]
+    assert params(Subscription.get_post_data)[:4] == [
+        "self", "message", "message_id", "subject"]
+    from moto.sns.utils import FilterPolicyMatcher
+
+    assert params(FilterPolicyMatcher.matches) == ["self", "message_attributes", "message"]
+    topic_init = inspect.getsource(Topic.__init__)
+    for attribute in ("self.name", "self.sns_backend", "self.account_id", "self._policy_json",
+                      "self.display_name"):
+        assert attribute in topic_init or attribute in inspect.getsource(Topic), attribute
+
+
+def test_eventbridge_delivery_replaces_send_to_targets():
+    from moto.events.models import EventBus, EventPattern, EventsBackend, Rule, events_backends
+
+    from gdlab.local import delivery
+
+    assert Rule.send_to_targets is delivery.send_to_targets
+    original = delivery._original_send_to_targets
+    assert params(original) == ["self", "original_event", "transform_input"]
+    assert "for target in self.targets" in inspect.getsource(original)
+    init = inspect.getsource(Rule.__init__)
+    for attribute in ("name", "account_id", "region_name", "state", "event_pattern",
+                      "scheduled_expression", "targets"):
+        assert f"self.{attribute}" in init, attribute
+    assert isinstance(inspect.getattr_static(Rule, "arn"), property) or \
+        "self.arn" in init
+    assert "EventPattern.load(" in init
+    assert params(EventPattern.matches_event) == ["self", "event"]
+    assert params(EventPattern.get_pattern) == ["self"]
+    assert params(EventsBackend.describe_event_bus) == ["self", "name"]
+    assert "self.rules" in inspect.getsource(EventBus.__init__)
+    assert "us-east-1" in events_backends["123456789012"]
+    # PutEvents delivers through Rule.send_to_targets, so the replacement sees every event
+    assert ".send_to_targets(" in inspect.getsource(EventsBackend.put_events)
+    from moto.cloudwatch.models import CloudWatchBackend
+
+    assert params(CloudWatchBackend.put_metric_data) == ["self", "namespace", "metric_data"]
+
+
+def test_eventbridge_delivery_reads_sns_and_lambda_state():
+    from moto.awslambda.models import LambdaFunction
+    from moto.awslambda.policy import Policy
+    from moto.awslambda.utils import get_backend
+    from moto.sns.models import SNSBackend
+
+    assert params(get_backend) == ["account_id", "region"]
+    assert "self.topics" in inspect.getsource(SNSBackend.__init__)
+    assert params(SNSBackend.publish)[:3] == ["self", "message", "arn"]
+    assert "self.policy = Policy(self)" in inspect.getsource(LambdaFunction.__init__)
+    assert "self.statements" in inspect.getsource(Policy.__init__)
+
+
+def test_eventbridge_api_corrections_patch_the_handler():
+    from moto.events.exceptions import InvalidEventPatternException
+    from moto.events.models import EventPattern, EventsBackend
+    from moto.events.responses import EventsHandler
+
+    from gdlab.local import events
+
+    assert EventsHandler.test_event_pattern is events.test_event_pattern
+    refusing = _wrapped(EventsHandler.put_events, "original")
+    assert "self.events_backend.put_events(events)" in inspect.getsource(refusing)
+    assert params(EventsBackend.put_events) == ["self", "events"]
+    assert isinstance(inspect.getattr_static(EventsHandler, "events_backend"), property)
+    assert params(EventPattern.load) == ["raw_pattern"]
+    # moto raises this for an invalid pattern; TestEventPattern passes it on
+    assert InvalidEventPatternException("x").error_type == "InvalidEventPatternException"
+    with pytest.raises(InvalidEventPatternException):
+        EventPattern.load('{"source": "aws.guardduty"}')
+
+
+def test_iam_managed_policies_seam():
+    from moto.iam import models
+
+    original = _wrapped(models.IAMBackend._init_aws_policies, "original")
+    assert params(original) == ["self"]
+    assert "self._init_aws_policies()" in inspect.getsource(models.IAMBackend.__init__)
+    assert params(models.AWSManagedPolicy.from_data) == [
+        "name", "account_id", "region_name", "data"]
+    assert isinstance(models.aws_managed_policies_data, str)
+    assert "AmazonSSMManagedInstanceCore" in models.aws_managed_policies_data
+
+
+def test_lambda_invoke_seams():
+    from moto.awslambda.models import LambdaBackend, LambdaFunction
+    from moto.core.responses import BaseResponse
+
+    from gdlab.local import lambda_runner
+
+    patched_invoke = inspect.getattr_static(LambdaFunction, "invoke")
+    assert patched_invoke.__module__ == lambda_runner.__name__
+    assert inspect.getattr_static(LambdaFunction, "_invoke_lambda").__module__ == \
+        lambda_runner.__name__
+    # moto's own callers: the API passes (body, headers, response_headers); event sources
+    # call _invoke_lambda(event=...) or invoke(json, {}, {})
+    assert "fn.invoke(body, headers, response_headers)" in inspect.getsource(
+        LambdaBackend.invoke)
+    assert "func.invoke(json.dumps(event), {}, {})" in inspect.getsource(LambdaBackend)
+    init = inspect.getsource(LambdaFunction.__init__)
+    for attribute in ("function_name", "handler", "run_time", "timeout", "memory_size",
+                      "environment_vars", "role", "code_bytes", "account_id", "region",
+                      "policy"):
+        assert f"self.{attribute}" in init, attribute
+    assert "self.function_arn" in inspect.getsource(LambdaFunction)
+    original_setup = _wrapped(BaseResponse.setup_class, "original_setup")
+    assert params(original_setup)[:2] == ["self", "request"]
+
+
+def test_traffic_wraps_run_and_terminate():
+    from moto.ec2.models.instances import InstanceBackend
+
+    from gdlab.local import ec2
+
+    run_original = _wrapped(InstanceBackend.run_instances, "original_run")
+    assert run_original is ec2._run_instances  # traffic wraps the EC2 correction
+    terminate_original = _wrapped(InstanceBackend.terminate_instances, "original_terminate")
+    assert params(terminate_original) == ["self", "instance_ids"]
+    assert "Reservation" in inspect.getsource(ec2._orig_run_instances)
