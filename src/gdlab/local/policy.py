@@ -55,13 +55,8 @@ def _all(values: Iterable[Any]) -> Any:
 
 
 def _any(values: Iterable[Any]) -> Any:
-    seen_unknown = False
-    for value in values:
-        if value is True:
-            return True
-        if value is UNKNOWN:
-            seen_unknown = True
-    return UNKNOWN if seen_unknown else False
+    """OR over True / False / UNKNOWN, as NOT(AND(NOT ...)) so the two cannot drift apart."""
+    return _negate(_all(_negate(value) for value in values))
 
 
 def _negate(value: Any) -> Any:
