@@ -19,9 +19,10 @@ from gdlab.local.guardduty.common import (
 )
 from gdlab.local.guardduty.findings import FindingsMixin
 from gdlab.local.guardduty.intel import IntelSet, parse_location
+from gdlab.local.guardduty.statistics import StatisticsMixin
 
 
-class GdlabGuardDutyBackend(FindingsMixin, GuardDutyBackend):
+class GdlabGuardDutyBackend(FindingsMixin, StatisticsMixin, GuardDutyBackend):
     """moto's GuardDuty plus what the lab uses. One instance per account and region."""
 
     on_new_finding = on_new_finding
