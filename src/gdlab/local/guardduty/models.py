@@ -10,6 +10,7 @@ from typing import Any
 from moto.core.base_backend import BackendDict
 from moto.guardduty.models import GuardDutyBackend
 
+from gdlab.local.guardduty.account import AccountMixin
 from gdlab.local.guardduty.common import (
     FORMATS,
     MAX_IP_SETS,
@@ -20,9 +21,11 @@ from gdlab.local.guardduty.common import (
 from gdlab.local.guardduty.findings import FindingsMixin
 from gdlab.local.guardduty.intel import IntelSet, parse_location
 from gdlab.local.guardduty.statistics import StatisticsMixin
+from gdlab.local.guardduty.triage import TriageMixin
 
 
-class GdlabGuardDutyBackend(FindingsMixin, StatisticsMixin, GuardDutyBackend):
+class GdlabGuardDutyBackend(FindingsMixin, StatisticsMixin, TriageMixin, AccountMixin,
+                            GuardDutyBackend):
     """moto's GuardDuty plus what the lab uses. One instance per account and region."""
 
     on_new_finding = on_new_finding

@@ -131,10 +131,71 @@ class GdlabGuardDutyResponse(GuardDutyResponse):
         )
         return ActionResult({"FindingStatistics": stats})
 
+    def update_findings_feedback(self) -> EmptyResult:
+        p = self._params()
+        self.guardduty_backend.update_findings_feedback(
+            p["DetectorId"], p.get("FindingIds") or [], p.get("Feedback"), p.get("Comments"))
+        return EmptyResult()
+
     def create_sample_findings(self) -> EmptyResult:
         p = self._params()
         self.guardduty_backend.create_sample_findings(p["DetectorId"], p.get("FindingTypes"))
         return EmptyResult()
+
+    # filters: moto's CreateFilter drops Tags and its GetFilter sends absent members as null
+    def create_filter(self) -> ActionResult:
+        p = self._params()
+        self.guardduty_backend.create_filter(
+            p["DetectorId"], p.get("Name"), p.get("Action"), p.get("Description"),
+            p.get("FindingCriteria"), p.get("Rank"), p.get("Tags"),
+        )
+        return ActionResult({"Name": p.get("Name")})
+
+    def get_filter(self) -> ActionResult:
+        p = self._params()
+        return ActionResult(self.guardduty_backend.filter_view(
+            p["DetectorId"], unquote(p["FilterName"])))
+
+    def list_filters(self) -> ActionResult:
+        p = self._params()
+        names, token = self.guardduty_backend.list_filters(
+            p["DetectorId"], p.get("MaxResults"), p.get("NextToken"))
+        return ActionResult({"FilterNames": names, **({"NextToken": token} if token else {})})
+
+    # the standalone account (account.py says why each answer is what it is)
+    def list_members(self) -> ActionResult:
+        p = self._params()
+        return ActionResult({"Members": self.guardduty_backend.list_members(p["DetectorId"])})
+
+    def get_administrator_account(self) -> ActionResult:
+        p = self._params()
+        found = self.guardduty_backend.administrator_account(p["DetectorId"])
+        return ActionResult({"Administrator": found} if found else {})
+
+    def get_master_account(self) -> ActionResult:
+        # GetMasterAccount is the deprecated name of GetAdministratorAccount.
+        p = self._params()
+        found = self.guardduty_backend.administrator_account(p["DetectorId"])
+        return ActionResult({"Master": found} if found else {})
+
+    def list_publishing_destinations(self) -> ActionResult:
+        p = self._params()
+        return ActionResult({"Destinations": self.guardduty_backend.publishing_destinations(
+            p["DetectorId"])})
+
+    def get_usage_statistics(self) -> ActionResult:
+        p = self._params()
+        stats, token = self.guardduty_backend.usage_statistics(
+            p["DetectorId"], p.get("UsageStatisticType"), p.get("UsageCriteria"),
+            p.get("Unit"), p.get("MaxResults"), p.get("NextToken"),
+        )
+        return ActionResult({"UsageStatistics": stats, **({"NextToken": token} if token else {})})
+
+    def list_coverage(self) -> ActionResult:
+        p = self._params()
+        resources, token = self.guardduty_backend.coverage(
+            p["DetectorId"], p.get("MaxResults"), p.get("NextToken"))
+        return ActionResult({"Resources": resources, **({"NextToken": token} if token else {})})
 
     # tags
     def tag_resource(self) -> ActionResult:

@@ -9,6 +9,7 @@ from moto.guardduty import urls as gd_urls
 from gdlab.local.guardduty.responses import GdlabGuardDutyResponse
 
 _dispatch = GdlabGuardDutyResponse.dispatch
+# moto already routes /detector/{id}/filter[/{name}] and /detector/{id}/administrator.
 NEW_PATHS = [
     "{0}/detector/(?P<detector_id>[^/]+)/threatintelset$",
     "{0}/detector/(?P<detector_id>[^/]+)/threatintelset/(?P<threat_intel_set_id>[^/]+)$",
@@ -20,6 +21,12 @@ NEW_PATHS = [
     "{0}/detector/(?P<detector_id>[^/]+)/findings/unarchive$",
     "{0}/detector/(?P<detector_id>[^/]+)/findings/statistics$",
     "{0}/detector/(?P<detector_id>[^/]+)/findings/create$",
+    "{0}/detector/(?P<detector_id>[^/]+)/findings/feedback$",
+    "{0}/detector/(?P<detector_id>[^/]+)/member$",
+    "{0}/detector/(?P<detector_id>[^/]+)/master$",
+    "{0}/detector/(?P<detector_id>[^/]+)/publishingDestination$",
+    "{0}/detector/(?P<detector_id>[^/]+)/usage/statistics$",
+    "{0}/detector/(?P<detector_id>[^/]+)/coverage$",
     "{0}/tags/(?P<resource_arn>.+)$",
 ]
 # moto's own paths are answered by our response class too, so one backend serves them all.
