@@ -178,12 +178,47 @@ def test_list_filters_refuses_bad_paging(gd, detector, kwargs):
     assert error_of(excinfo) == ("BadRequestException", 400)
 
 
-def test_create_filter_refuses_unknown_action(gd, detector):
+@pytest.mark.parametrize("kwargs", [
+    {"Name": "bad-action", "Action": "DELETE"},
+    {"Name": "has space"},
+    {"Name": "x" * 65},
+    {"Name": "too-far", "Rank": 101},
+])
+def test_create_filter_refusals(gd, detector, kwargs):
     with pytest.raises(ClientError) as excinfo:
-        gd.create_filter(DetectorId=detector, Name="bad-action", Action="DELETE",
-                         FindingCriteria={"Criterion": {"severity": {"Gte": 7}}})
+        gd.create_filter(DetectorId=detector,
+                         FindingCriteria={"Criterion": {"severity": {"Gte": 7}}}, **kwargs)
     assert error_of(excinfo) == ("BadRequestException", 400)
     assert gd.list_filters(DetectorId=detector)["FilterNames"] == []
+
+
+def test_filter_names_are_unique_and_limited(gd, detector, monkeypatch):
+    from gdlab.local.guardduty import triage
+
+    criteria = {"Criterion": {"severity": {"Gte": 7}}}
+    gd.create_filter(DetectorId=detector, Name="once", FindingCriteria=criteria,
+                     Description="first")
+    with pytest.raises(ClientError) as excinfo:
+        gd.create_filter(DetectorId=detector, Name="once", FindingCriteria=criteria)
+    assert error_of(excinfo) == ("BadRequestException", 400)
+    assert gd.get_filter(DetectorId=detector, FilterName="once")["Description"] == "first"
+    monkeypatch.setattr(triage, "MAX_FILTERS", 2)
+    gd.create_filter(DetectorId=detector, Name="twice", FindingCriteria=criteria)
+    with pytest.raises(ClientError) as excinfo:
+        gd.create_filter(DetectorId=detector, Name="thrice", FindingCriteria=criteria)
+    assert error_of(excinfo) == ("BadRequestException", 400)
+    assert gd.list_filters(DetectorId=detector)["FilterNames"] == ["once", "twice"]
+
+
+@pytest.mark.parametrize("kwargs", [{"Action": "DELETE"}, {"Rank": 101}])
+def test_update_filter_refusals_change_nothing(gd, detector, kwargs):
+    gd.create_filter(DetectorId=detector, Name="kept", Action="ARCHIVE", Rank=3,
+                     FindingCriteria={"Criterion": {"severity": {"Gte": 7}}})
+    with pytest.raises(ClientError) as excinfo:
+        gd.update_filter(DetectorId=detector, FilterName="kept", **kwargs)
+    assert error_of(excinfo) == ("BadRequestException", 400)
+    kept = gd.get_filter(DetectorId=detector, FilterName="kept")
+    assert (kept["Action"], kept["Rank"]) == ("ARCHIVE", 3)
 
 
 # --- GetFindingsStatistics ------------------------------------------------------------------

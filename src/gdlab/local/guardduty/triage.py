@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from gdlab.local.guardduty.common import BadRequest
@@ -11,6 +12,11 @@ FEEDBACK = ("USEFUL", "NOT_USEFUL")
 MAX_FEEDBACK_IDS = 50  # API_UpdateFindingsFeedback: findingIds holds 0 to 50 items
 MAX_FILTER_RESULTS = 50  # API_ListFilters: maxResults 1-50, default 50
 FILTER_ACTIONS = ("NOOP", "ARCHIVE")
+# API_CreateFilter: at most 100 saved filters per account and Region, a name of 3 to 64
+# periods, underscores, dashes and alphanumerics, a rank of 1 to 100.
+MAX_FILTERS = 100
+FILTER_NAME = re.compile(r"[A-Za-z0-9._-]{3,64}")
+MAX_RANK = 100
 
 
 def _page(items: list[str], max_results: Any, next_token: Any, limit: int) -> tuple[list, str]:
@@ -26,6 +32,15 @@ def _page(items: list[str], max_results: Any, next_token: Any, limit: int) -> tu
         raise BadRequest("The request is rejected because the nextToken is invalid.")
     page = items[start:start + size]
     return page, str(start + size) if start + size < len(items) else ""
+
+
+def _check_filter(action: str | None, rank: int | None) -> None:
+    if action is not None and action not in FILTER_ACTIONS:
+        raise BadRequest(f"The request is rejected because the action {action} is invalid. "
+                         f"Valid values: {', '.join(FILTER_ACTIONS)}.")
+    if rank is not None and not 1 <= int(rank) <= MAX_RANK:
+        raise BadRequest(f"The request is rejected because the rank {rank} is not between "
+                         f"1 and {MAX_RANK}.")
 
 
 class TriageMixin:
@@ -69,13 +84,32 @@ class TriageMixin:
                       rank: int | None, tags: dict[str, str] | None = None) -> None:
         # API_CreateFilter: action defaults to NOOP (the filter only narrows a view).
         action = action or "NOOP"
-        if action not in FILTER_ACTIONS:
-            raise BadRequest(f"The request is rejected because the action {action} is "
-                             f"invalid. Valid values: {', '.join(FILTER_ACTIONS)}.")
+        _check_filter(action, rank)
+        if not FILTER_NAME.fullmatch(name or ""):
+            raise BadRequest(f"The request is rejected because the filter name {name} is "
+                             "invalid: use 3 to 64 alphanumerics, periods, underscores or "
+                             "dashes.")
         with self.lock:
+            filters = self.get_detector(detector_id).filters
+            # The wording of these two refusals is gdlab's; AWS refuses both.
+            if name in filters:
+                raise BadRequest(f"The request is rejected because a filter named {name} "
+                                 "already exists.")
+            if len(filters) >= MAX_FILTERS:
+                raise BadRequest("The request is rejected because the number of filters "
+                                 f"for the detector exceeds the limit of {MAX_FILTERS}.")
             super().create_filter(detector_id, name, action, description,  # type: ignore[misc]
                                   finding_criteria, rank)
             self.get_filter(detector_id, name).tags = dict(tags or {})
+
+    def update_filter(self, detector_id: str, filter_name: str, action: str | None,
+                      description: str | None, finding_criteria: dict[str, Any] | None,
+                      rank: int | None) -> None:
+        _check_filter(action, rank)
+        with self.lock:
+            super().update_filter(detector_id, filter_name,  # type: ignore[misc]
+                                  action=action, description=description,
+                                  finding_criteria=finding_criteria, rank=rank)
 
     def list_filters(self, detector_id: str, max_results: int | None,
                      next_token: str | None) -> tuple[list[str], str]:
