@@ -305,6 +305,19 @@ def test_standalone_account_answers(gd, calls, detector):
     assert last_raw(calls, "ListCoverage") == {"resources": []}
 
 
+@pytest.mark.parametrize("call", [
+    lambda gd, d: gd.list_members(DetectorId=d, MaxResults=51),
+    lambda gd, d: gd.list_publishing_destinations(DetectorId=d, MaxResults=51),
+    lambda gd, d: gd.list_coverage(DetectorId=d, NextToken="not-a-token"),
+    lambda gd, d: gd.get_usage_statistics(DetectorId=d, UsageStatisticType="SUM_BY_ACCOUNT",
+                                          UsageCriteria={}, MaxResults=51),
+])
+def test_standalone_lists_refuse_bad_paging(gd, detector, call):
+    with pytest.raises(ClientError) as excinfo:
+        call(gd, detector)
+    assert error_of(excinfo) == ("BadRequestException", 400)
+
+
 def test_delegated_administrator_is_sent_in_wire_case(gd, calls, detector):
     gd.enable_organization_admin_account(AdminAccountId="210987654321")
     admin = gd.get_administrator_account(DetectorId=detector)["Administrator"]

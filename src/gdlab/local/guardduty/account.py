@@ -10,10 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from gdlab.local.guardduty.common import BadRequest
-from gdlab.local.guardduty.triage import _page
+from gdlab.local.guardduty.triage import paginate
 
 USAGE_TYPES = ("SUM_BY_ACCOUNT", "SUM_BY_DATA_SOURCE", "SUM_BY_RESOURCE", "TOP_RESOURCES",
                "SUM_BY_FEATURES", "TOP_ACCOUNTS_BY_FEATURE")
+MAX_LIST_RESULTS = 50  # maxResults 1-50 for ListMembers, ListPublishingDestinations
 MAX_USAGE_RESULTS = 50
 MAX_COVERAGE_RESULTS = 50
 # Foundational sources are on for every enabled detector and cannot be turned off
@@ -65,10 +66,11 @@ def enabled_plans(detector: Any) -> list[str]:
 class AccountMixin:
     """Standalone-account answers of the backend's detectors (moto's self.get_detector)."""
 
-    def list_members(self, detector_id: str) -> list[dict[str, Any]]:
+    def list_members(self, detector_id: str, max_results: int | None = None,
+                     next_token: str | None = None) -> tuple[list[dict[str, Any]], str]:
         # No CreateMembers/invitations and no organization: a standalone account has none.
         self.get_detector(detector_id)
-        return []
+        return paginate([], max_results, next_token, MAX_LIST_RESULTS)
 
     def administrator_account(self, detector_id: str) -> dict[str, Any] | None:
         """The administrator this account is a member of, or None. AWS: "When an individual
@@ -79,11 +81,13 @@ class AccountMixin:
         found = self.get_administrator_account(detector_id)
         return found.get("Administrator") or None
 
-    def publishing_destinations(self, detector_id: str) -> list[dict[str, Any]]:
+    def publishing_destinations(self, detector_id: str, max_results: int | None = None,
+                                next_token: str | None = None
+                                ) -> tuple[list[dict[str, Any]], str]:
         # A detector exports findings only after CreatePublishingDestination, which the
         # local cloud does not offer: none.
         self.get_detector(detector_id)
-        return []
+        return paginate([], max_results, next_token, MAX_LIST_RESULTS)
 
     def coverage(self, detector_id: str, max_results: int | None,
                  next_token: str | None) -> tuple[list[dict[str, Any]], str]:
@@ -91,7 +95,7 @@ class AccountMixin:
         # agent reports from; Runtime Monitoring is off by default and the local cloud runs
         # no agent (https://docs.aws.amazon.com/guardduty/latest/ug/runtime-monitoring.html).
         self.get_detector(detector_id)
-        return _page([], max_results, next_token, MAX_COVERAGE_RESULTS)
+        return paginate([], max_results, next_token, MAX_COVERAGE_RESULTS)
 
     def usage_statistics(self, detector_id: str, usage_type: str,
                          criteria: dict[str, Any] | None, unit: str | None,
@@ -136,5 +140,5 @@ class AccountMixin:
             # meters none, so no resource has a usage line.
             key = "SumByResource" if usage_type == "SUM_BY_RESOURCE" else "TopResources"
             rows = []
-        page, token = _page(rows, max_results, next_token, MAX_USAGE_RESULTS)
+        page, token = paginate(rows, max_results, next_token, MAX_USAGE_RESULTS)
         return {key: page}, token

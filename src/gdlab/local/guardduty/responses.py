@@ -165,7 +165,9 @@ class GdlabGuardDutyResponse(GuardDutyResponse):
     # the standalone account (account.py says why each answer is what it is)
     def list_members(self) -> ActionResult:
         p = self._params()
-        return ActionResult({"Members": self.guardduty_backend.list_members(p["DetectorId"])})
+        members, token = self.guardduty_backend.list_members(
+            p["DetectorId"], p.get("MaxResults"), p.get("NextToken"))
+        return ActionResult({"Members": members, **({"NextToken": token} if token else {})})
 
     def get_administrator_account(self) -> ActionResult:
         p = self._params()
@@ -180,8 +182,9 @@ class GdlabGuardDutyResponse(GuardDutyResponse):
 
     def list_publishing_destinations(self) -> ActionResult:
         p = self._params()
-        return ActionResult({"Destinations": self.guardduty_backend.publishing_destinations(
-            p["DetectorId"])})
+        found, token = self.guardduty_backend.publishing_destinations(
+            p["DetectorId"], p.get("MaxResults"), p.get("NextToken"))
+        return ActionResult({"Destinations": found, **({"NextToken": token} if token else {})})
 
     def get_usage_statistics(self) -> ActionResult:
         p = self._params()

@@ -19,7 +19,8 @@ FILTER_NAME = re.compile(r"[A-Za-z0-9._-]{3,64}")
 MAX_RANK = 100
 
 
-def _page(items: list[str], max_results: Any, next_token: Any, limit: int) -> tuple[list, str]:
+def paginate(items: list, max_results: Any, next_token: Any, limit: int) -> tuple[list, str]:
+    """One page of items and the NextToken of the next ("" after the last)."""
     size = limit if max_results is None else int(max_results)
     if not 1 <= size <= limit:
         raise BadRequest(f"The request is rejected because maxResults must be between 1 and "
@@ -115,7 +116,7 @@ class TriageMixin:
                      next_token: str | None) -> tuple[list[str], str]:
         with self.lock:
             names = list(self.get_detector(detector_id).filters)
-        return _page(names, max_results, next_token, MAX_FILTER_RESULTS)
+        return paginate(names, max_results, next_token, MAX_FILTER_RESULTS)
 
     def filter_view(self, detector_id: str, name: str) -> dict[str, Any]:
         """GetFilter's answer: absent members are left out, never sent as null."""
