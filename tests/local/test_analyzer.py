@@ -110,24 +110,32 @@ def test_event_detail_is_the_camel_case_finding(world):  # noqa: F811
         "threatListName"] == "Example-Threat-List"
 
 
-def test_repeats_are_not_published_again(world, monkeypatch):  # noqa: F811
-    """AWS publishes a new finding at once and its updates at most every
-    FindingPublishingFrequency; the local cloud publishes no updates, so an instance that
-    matches every local second sets the responder and the e-mail off once."""
+def test_repeats_are_published_at_most_once_per_frequency(world, monkeypatch):  # noqa: F811
+    """AWS publishes a new finding at once and folds its repeats into one event per
+    FindingPublishingFrequency: an instance that matches on every ping sets the rule off
+    once per interval, not once per ping, and each event carries the Count so far."""
     from gdlab.local import clock, delivery
 
     monkeypatch.setenv("GDLAB_LOCAL_TIME_SCALE", "3000")  # 15 minutes in 0.3 s
     published = []
     monkeypatch.setattr(delivery, "put_service_event",
-                        lambda account, region, event, bus="default": published.append(event))
+                        lambda account, region, event, bus="default": published.append(
+                            (time.monotonic(), event)))
     w = world(list_entries=["EIP"])
     w.client("guardduty").update_detector(DetectorId=w.detector,
                                           FindingPublishingFrequency="FIFTEEN_MINUTES")
+    period = clock.local_seconds(15 * 60)
     started, pings = time.monotonic(), 0
-    while time.monotonic() - started < 2 * clock.local_seconds(15 * 60) or pings < 3:
+    while time.monotonic() - started < 2.5 * period or pings < 3:
         w.ping()
         pings += 1
     (finding,) = w.findings()
     assert finding["Service"]["Count"] == pings
-    assert [e["detail"]["id"] for e in published] == [finding["Id"]]
-    assert published[0]["detail"]["service"]["count"] == 1
+    assert {e["detail"]["id"] for _, e in published} == {finding["Id"]}
+    assert published[0][1]["detail"]["service"]["count"] == 1
+    # one event now, then at most one per period: far fewer than the pings
+    assert 2 <= len(published) <= 1 + (time.monotonic() - started) / period
+    gaps = [b[0] - a[0] for a, b in zip(published, published[1:], strict=False)]
+    assert all(gap >= period * 0.95 for gap in gaps)
+    counts = [e["detail"]["service"]["count"] for _, e in published]
+    assert counts == sorted(counts) and len(set(counts)) == len(counts)

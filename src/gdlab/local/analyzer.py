@@ -13,12 +13,16 @@ What it follows from AWS:
   IPs are public addresses, see ``ec2.py``).
 - One finding per (type, instance, remote IP); its Id is deterministic, so repeats add to
   ``Service.Count`` and move ``EventLastSeen`` instead of creating new findings.
-- Only a new finding is published (to EventBridge and Security Hub, by the hooks of
-  ``guardduty.on_new_finding``). On AWS a new finding goes out at once and later
-  occurrences at most every FindingPublishingFrequency (FIFTEEN_MINUTES for gdlab's
-  detector: 15 local seconds on ``gdlab.local.clock``); the local cloud publishes no
-  updates at all, which keeps that promise: the instance's timer, matching every local
-  second, never makes the responder run and e-mail again. GetFindings shows the Count.
+- A new finding is published at once (to EventBridge and Security Hub, by the hooks of
+  ``guardduty.on_new_finding``); its repeats at most every FindingPublishingFrequency of
+  the detector, scaled by ``gdlab.local.clock`` (see ``FindingsMixin.publish_due``).
+  gdlab's detector uses FIFTEEN_MINUTES: 15 local seconds. A re-published finding fires
+  the EventBridge rule again, as on AWS; the responder then finds the instance already
+  isolated and skips it.
+- ``EventFirstSeen`` / ``EventLastSeen`` come from the record's start and end, never later
+  than the analysis (a ping's record ends after its last echo, which has not left yet).
+- A finding that a suppression rule (a filter with Action ARCHIVE) matches is stored
+  archived and never published.
 - The finding is GuardDuty's GetFindings shape (botocore's ``Finding``); the EventBridge
   ``detail`` is the same finding with the wire's camelCase names and
   ``service.additionalInfo`` as an object.
@@ -29,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+import time
 import uuid
 from datetime import datetime, timezone
 from typing import Any
@@ -99,16 +104,25 @@ def _profile(ec2: Any, instance: Any) -> dict[str, str] | None:
     return None
 
 
+def private_dns(address: str, region: str) -> str:
+    """The EC2 private DNS name of an address, as DescribeInstances gives it (the ENI's own
+    attribute in moto is set only in VPCs with DNS hostnames, without the region)."""
+    zone = "ec2.internal" if region == "us-east-1" else f"{region}.compute.internal"
+    return f"ip-{address.replace('.', '-')}.{zone}"
+
+
 def _interface(eni: Any) -> dict[str, Any]:
-    private_dns = getattr(eni, "private_dns_name", None) or ""
+    region = eni.ec2_backend.region_name
+    private_dns_name = private_dns(eni.private_ip_address, region)
     details: dict[str, Any] = {
         "NetworkInterfaceId": eni.id,
         "PrivateIpAddress": eni.private_ip_address,
-        "PrivateDnsName": private_dns,
+        "PrivateDnsName": private_dns_name,
         "PrivateIpAddresses": [
-            {"PrivateIpAddress": a.get("PrivateIpAddress"),
-             "PrivateDnsName": a.get("PrivateDnsName", private_dns)}
-            for a in eni.private_ip_addresses if isinstance(a, dict)
+            {"PrivateIpAddress": a["PrivateIpAddress"],
+             "PrivateDnsName": private_dns(a["PrivateIpAddress"], region)}
+            for a in eni.private_ip_addresses
+            if isinstance(a, dict) and a.get("PrivateIpAddress")
         ],
         "Ipv6Addresses": list(eni.ipv6_addresses or []),
         "SecurityGroups": [{"GroupId": g.id, "GroupName": g.name}
@@ -139,10 +153,14 @@ def instance_details(ec2: Any, instance: Any) -> dict[str, Any]:
         "ProductCodes": [],
         "Tags": _tags(instance),
     }
+    image = ec2.amis.get(instance.image_id)
+    if image is not None and getattr(image, "description", None):
+        details["ImageDescription"] = image.description
     profile = _profile(ec2, instance)
     if profile:
         details["IamInstanceProfile"] = profile
-    platform = getattr(instance, "platform", None)
+    # DescribeInstances' Platform: "windows" for Windows instances, absent otherwise.
+    platform = getattr(instance, "platform", None) or getattr(image, "platform", None)
     if platform:
         details["Platform"] = platform
     return details
@@ -182,6 +200,7 @@ def build_finding(ec2: Any, detector_id: str, instance: Any, eni: Any, record: d
     account, region = ec2.account_id, ec2.region_name
     fid = finding_id(account, region, detector_id, FINDING_TYPE, instance.id, remote_ip)
     now = iso()
+    seen = time.time()  # what was seen by now: a record may end after its analysis
     outbound = direction == "OUTBOUND"
     local_port = int(record["srcport"] if outbound else record["dstport"])
     remote_port = int(record["dstport"] if outbound else record["srcport"])
@@ -224,8 +243,8 @@ def build_finding(ec2: Any, detector_id: str, instance: Any, eni: Any, record: d
                                "Type": "default"},
             "ResourceRole": "ACTOR" if outbound else "TARGET",
             "Count": 1,
-            "EventFirstSeen": iso(float(record["start"])),
-            "EventLastSeen": iso(float(record["end"])),
+            "EventFirstSeen": iso(min(float(record["start"]), seen)),
+            "EventLastSeen": iso(min(float(record["end"]), seen)),
             "Archived": False,
         },
     }

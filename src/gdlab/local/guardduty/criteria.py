@@ -66,6 +66,18 @@ COMPARATORS: dict[str, Callable[[float, float], bool]] = {
 }
 
 
+def criterion_of(finding_criteria: dict[str, Any] | None) -> dict[str, Any]:
+    """The Criterion of a FindingCriteria as matches() reads it, from either spelling: the
+    parsed (PascalCase: Criterion, Eq, GreaterThan) or the wire's (criterion, eq,
+    greaterThan) that moto keeps for a filter. Field names stay as given."""
+    def upper(name: str) -> str:
+        return name[:1].upper() + name[1:]
+
+    top = {upper(k): v for k, v in (finding_criteria or {}).items()}
+    return {field: {upper(op): operand for op, operand in (condition or {}).items()}
+            for field, condition in (top.get("Criterion") or {}).items()}
+
+
 def matches(finding: dict[str, Any], criteria: dict[str, Any]) -> bool:
     for field, condition in (criteria or {}).items():
         values = get_path(finding, field)

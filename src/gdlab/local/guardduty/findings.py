@@ -4,15 +4,32 @@ archiving. Mixed into the GuardDuty backend (statistics live in statistics.py)."
 from __future__ import annotations
 
 import copy
+import threading
+import time
 from typing import Any
 
-from gdlab.local.guardduty.common import BadRequest, detector_arn, log, now_iso
-from gdlab.local.guardduty.criteria import matches, sort_findings
+from gdlab.local import clock
+from gdlab.local.guardduty.common import BadRequest, detector_arn, iso_to_ms, log, now_iso
+from gdlab.local.guardduty.criteria import criterion_of, matches, sort_findings
 from gdlab.local.guardduty.samples import SAMPLE_SEVERITY, sample_finding
+
+# AWS seconds between two publications of a finding, per FindingPublishingFrequency.
+PUBLISHING_SECONDS = {"FIFTEEN_MINUTES": 15 * 60, "ONE_HOUR": 60 * 60,
+                      "SIX_HOURS": 6 * 60 * 60}
+
+
+def not_after_now(value: str) -> str:
+    """An ISO stamp, or now if it is later than now: GuardDuty reports what was seen."""
+    stamp = iso_to_ms(value)
+    return now_iso() if stamp is None or stamp > time.time() * 1000 else value
 
 
 class FindingsMixin:
-    """Findings of the backend's detectors (self.findings: detector -> id -> finding)."""
+    """Findings of the backend's detectors (self.findings: detector -> id -> finding).
+
+    For publishing updates the backend keeps ``published_at`` ((detector, finding) ->
+    time.monotonic() of its last announcement), ``pending_updates`` (repeats not yet
+    announced) and ``publish_timer`` / ``publish_timer_at``."""
 
     # --- findings ---------------------------------------------------------------------
     def _complete(self, detector_id: str, finding: dict[str, Any]) -> dict[str, Any]:
@@ -39,27 +56,142 @@ class FindingsMixin:
 
     def upsert_finding(self, detector_id: str, finding: dict[str, Any]) -> tuple[dict, bool]:
         """Store a new finding, or add the repeat's Count to the stored one. Returns a copy
-        of what is stored and whether it was new; hooks run for new findings only."""
+        of what is stored and whether it was new.
+
+        A new finding is announced at once, unless a suppression rule archives it; a
+        repeat is announced later, per the detector's FindingPublishingFrequency (see
+        ``publish_due``)."""
         if not finding.get("Id"):
             raise ValueError("a finding needs an Id")
+        announce = None
         with self.lock:
             store = self._findings(detector_id)
             existing = store.get(finding["Id"])
             if existing is not None:
-                service = finding.get("Service") or {}
-                stored_service = existing.setdefault("Service", {})
-                stored_service["Count"] = int(stored_service.get("Count", 1)) + int(
-                    service.get("Count", 1)
-                )
-                stamp = now_iso()
-                stored_service["EventLastSeen"] = service.get("EventLastSeen") or stamp
-                existing["UpdatedAt"] = finding.get("UpdatedAt") or stamp
-                return copy.deepcopy(existing), False
-            stored = self._complete(detector_id, copy.deepcopy(finding))
-            store[stored["Id"]] = stored
-            result = copy.deepcopy(stored)
-        self._announce(detector_id, result)
-        return copy.deepcopy(result), True
+                self._add_repeat(existing, finding)
+                if not existing["Service"].get("Archived"):
+                    self.pending_updates.add((detector_id, existing["Id"]))
+                result, new = copy.deepcopy(existing), False
+            else:
+                stored = self._complete(detector_id, copy.deepcopy(finding))
+                service = stored["Service"]
+                for key in ("EventFirstSeen", "EventLastSeen"):
+                    service[key] = not_after_now(service[key])
+                # Suppression rules: "The finding types that match this criteria are
+                # automatically archived ... the suppressed findings are not sent to any of
+                # the AWS services with which you may integrate" (GuardDuty user guide,
+                # "Creating suppression rules in GuardDuty").
+                if self._suppressed(detector_id, stored):
+                    service["Archived"] = True
+                else:
+                    self.published_at[(detector_id, stored["Id"])] = time.monotonic()
+                    announce = stored
+                store[stored["Id"]] = stored
+                result, new = copy.deepcopy(stored), True
+        if announce is not None:
+            self._announce(detector_id, copy.deepcopy(announce))
+        self.publish_due()
+        return result, new
+
+    @staticmethod
+    def _add_repeat(existing: dict[str, Any], finding: dict[str, Any]) -> None:
+        """GuardDuty's repeat of a finding: Count grows, EventLastSeen and UpdatedAt move
+        on. Neither is ever later than now (a flow record may end after it is analyzed)."""
+        service = finding.get("Service") or {}
+        stored = existing.setdefault("Service", {})
+        stored["Count"] = int(stored.get("Count", 1)) + int(service.get("Count", 1))
+        stamp = now_iso()
+        seen = not_after_now(service.get("EventLastSeen") or stamp)
+        stored["EventLastSeen"] = max(seen, stored.get("EventLastSeen") or seen,
+                                      key=lambda v: iso_to_ms(v) or 0)
+        existing["UpdatedAt"] = not_after_now(finding.get("UpdatedAt") or stamp)
+
+    def _suppressed(self, detector_id: str, finding: dict[str, Any]) -> bool:
+        """Whether one of the detector's filters with Action ARCHIVE matches the finding."""
+        lookup = getattr(self, "filters_for", None)
+        filters = lookup(detector_id) if callable(lookup) else \
+            self.get_detector(detector_id).filters.values()
+        for rule in filters:
+            # filters_for gives GetFilter's views (dicts); moto keeps Filter objects
+            if isinstance(rule, dict):
+                action, criteria = rule.get("Action"), rule.get("FindingCriteria")
+            else:
+                action, criteria = rule.action, rule.finding_criteria
+            if str(action or "").upper() == "ARCHIVE" and \
+                    matches(finding, criterion_of(criteria)):
+                return True
+        return False
+
+    # --- publishing updates ------------------------------------------------------------
+    def publish_due(self) -> int:
+        """Announce every pending update whose finding was last published at least one
+        FindingPublishingFrequency ago; returns how many went out.
+
+        GuardDuty sends a new finding at once and "aggregates all subsequent occurrences
+        of a particular finding" over the detector's FindingPublishingFrequency into one
+        event (SIX_HOURS unless set; FIFTEEN_MINUTES or ONE_HOUR; GuardDuty user guide,
+        "Creating custom responses to GuardDuty findings with Amazon EventBridge",
+        notification frequency). The local cloud waits that interval through
+        ``clock.local_seconds``: 15 AWS minutes are 15 local seconds at the default
+        SCALE of 60, and the frequency is read at each pass, so an UpdateDetector applies
+        to the next update. The update goes to the same hooks as a new finding, so
+        EventBridge rules fire again and Security Hub's copy takes the new Count.
+
+        It runs lazily, on every upsert (each analyzer pass), and from one timer per
+        backend armed for the earliest pending update: the lazy pass keeps the order of
+        events with the activity, the timer publishes the last update of activity that
+        stopped, which AWS would also send."""
+        now = time.monotonic()
+        due: list[tuple[str, dict[str, Any]]] = []
+        next_at: float | None = None
+        with self.lock:
+            for key in sorted(self.pending_updates):
+                detector_id, finding_id = key
+                finding = self.findings.get(detector_id, {}).get(finding_id)
+                if finding is None or detector_id not in self.detectors or \
+                        finding["Service"].get("Archived"):
+                    self.pending_updates.discard(key)
+                    continue
+                at = self.published_at.get(key, 0.0) + self._publishing_period(detector_id)
+                if at <= now:
+                    self.pending_updates.discard(key)
+                    self.published_at[key] = now
+                    due.append((detector_id, copy.deepcopy(finding)))
+                elif next_at is None or at < next_at:
+                    next_at = at
+            self._arm(next_at)
+        for detector_id, finding in due:
+            self._announce(detector_id, finding)
+        return len(due)
+
+    def _publishing_period(self, detector_id: str) -> float:
+        frequency = getattr(self.detectors[detector_id], "finding_publish_freq", None)
+        return clock.local_seconds(PUBLISHING_SECONDS.get(str(frequency),
+                                                          PUBLISHING_SECONDS["SIX_HOURS"]))
+
+    def _arm(self, at: float | None) -> None:
+        """One timer for the earliest pending update (called under self.lock)."""
+        timer = self.publish_timer
+        # A timer that is already firing (its time has come) cannot stand for a later one.
+        if timer is not None and timer.is_alive() and at is not None and \
+                time.monotonic() < self.publish_timer_at <= at:
+            return
+        if timer is not None:
+            timer.cancel()
+        self.publish_timer = None
+        if at is None:
+            return
+        timer = threading.Timer(max(0.0, at - time.monotonic()), self.publish_due)
+        timer.daemon = True
+        self.publish_timer, self.publish_timer_at = timer, at
+        timer.start()
+
+    def stop_publishing(self) -> None:
+        with self.lock:
+            if self.publish_timer is not None:
+                self.publish_timer.cancel()
+            self.publish_timer = None
+            self.pending_updates.clear()
 
     def _announce(self, detector_id: str, finding: dict[str, Any]) -> None:
         for hook in list(self.on_new_finding):

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import ipaddress
 import threading
+import time
+from datetime import datetime, timezone
 from typing import Any
 
 from moto.core.base_backend import BackendDict
-from moto.guardduty.models import GuardDutyBackend
+from moto.guardduty.models import Detector, GuardDutyBackend
 
 from gdlab.local.guardduty.account import AccountMixin
 from gdlab.local.guardduty.common import (
@@ -23,6 +25,108 @@ from gdlab.local.guardduty.intel import IntelSet, parse_location
 from gdlab.local.guardduty.statistics import StatisticsMixin
 from gdlab.local.guardduty.triage import TriageMixin
 
+# What a new detector runs (CreateDetector, AWS API reference): "All data sources are
+# enabled in a new detector by default. When you don't specify any features, with an
+# exception to RUNTIME_MONITORING, all the optional features are enabled by default";
+# features a request leaves out keep that default. Names are botocore's
+# DetectorFeatureResult; EKS_RUNTIME_MONITORING is the older form RUNTIME_MONITORING
+# includes (the two cannot both be on), so it starts off too.
+FEATURES = ("CLOUD_TRAIL", "DNS_LOGS", "FLOW_LOGS", "S3_DATA_EVENTS", "EKS_AUDIT_LOGS",
+            "EBS_MALWARE_PROTECTION", "RDS_LOGIN_EVENTS", "EKS_RUNTIME_MONITORING",
+            "LAMBDA_NETWORK_LOGS", "RUNTIME_MONITORING")
+OFF_BY_DEFAULT = {"EKS_RUNTIME_MONITORING", "RUNTIME_MONITORING"}
+# The agents GuardDuty may manage for runtime monitoring (FeatureAdditionalConfiguration).
+ADDITIONAL = {"EKS_RUNTIME_MONITORING": ("EKS_ADDON_MANAGEMENT",),
+              "RUNTIME_MONITORING": ("EKS_ADDON_MANAGEMENT", "ECS_FARGATE_AGENT_MANAGEMENT",
+                                     "EC2_AGENT_MANAGEMENT")}
+# The deprecated DataSources each stand for one feature (wire names, as moto keeps them).
+DATA_SOURCE_FEATURES = ((("s3Logs",), "S3_DATA_EVENTS"),
+                        (("kubernetes", "auditLogs"), "EKS_AUDIT_LOGS"),
+                        (("malwareProtection", "scanEc2InstanceWithFindings", "ebsVolumes"),
+                         "EBS_MALWARE_PROTECTION"))
+
+
+class GdlabDetector(Detector):
+    """moto's detector with the data sources and features AWS reports for it: defaults of
+    a new detector, then what CreateDetector and UpdateDetector set (DataSources or
+    Features, whichever the request gives)."""
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        stamp = time.time()
+        self.feature_state: dict[str, dict[str, Any]] = {
+            name: {"status": "DISABLED" if name in OFF_BY_DEFAULT else "ENABLED",
+                   "updatedAt": stamp,
+                   "additional": {extra: {"status": "DISABLED", "updatedAt": stamp}
+                                  for extra in ADDITIONAL.get(name, ())}}
+            for name in FEATURES
+        }
+        self.apply(kwargs.get("datasources"), kwargs.get("features"))
+
+    def apply(self, data_sources: dict[str, Any] | None,
+              features: list[dict[str, Any]] | None) -> None:
+        stamp = time.time()
+        for path, name in DATA_SOURCE_FEATURES:
+            node: Any = data_sources or {}
+            for key in path:
+                node = node.get(key) if isinstance(node, dict) else None
+            if isinstance(node, dict) and node.get("enable") is not None:
+                self._set(self.feature_state[name], bool(node["enable"]), stamp)
+        for feature in features or []:
+            state = self.feature_state.get(str(feature.get("name")))
+            if state is None:
+                continue
+            if feature.get("status"):
+                self._set(state, feature["status"] == "ENABLED", stamp)
+            for extra in feature.get("additionalConfiguration") or []:
+                inner = state["additional"].get(str(extra.get("name")))
+                if inner is not None and extra.get("status"):
+                    self._set(inner, extra["status"] == "ENABLED", stamp)
+
+    @staticmethod
+    def _set(state: dict[str, Any], enabled: bool, stamp: float) -> None:
+        state["status"] = "ENABLED" if enabled else "DISABLED"
+        state["updatedAt"] = stamp
+
+    def update(self, enable: bool, finding_publishing_frequency: str,
+               data_sources: dict[str, Any], features: list[dict[str, Any]]) -> None:
+        super().update(enable, finding_publishing_frequency, data_sources, features)
+        self.apply(data_sources, features)
+        self.updated_at = datetime.now(timezone.utc)
+
+    def status_of(self, name: str) -> str:
+        return self.feature_state[name]["status"]
+
+    def to_json(self) -> dict[str, Any]:
+        body = super().to_json()
+        body["dataSources"] = {
+            "cloudTrail": {"status": self.status_of("CLOUD_TRAIL")},
+            "dnsLogs": {"status": self.status_of("DNS_LOGS")},
+            "flowLogs": {"status": self.status_of("FLOW_LOGS")},
+            "s3Logs": {"status": self.status_of("S3_DATA_EVENTS")},
+            "kubernetes": {"auditLogs": {"status": self.status_of("EKS_AUDIT_LOGS")}},
+            "malwareProtection": {
+                "scanEc2InstanceWithFindings": {
+                    "ebsVolumes": {"status": self.status_of("EBS_MALWARE_PROTECTION")}},
+                "serviceRole": self.service_role.replace(
+                    "guardduty.amazonaws.com/AWSServiceRoleForAmazonGuardDuty",
+                    "malware-protection.guardduty.amazonaws.com/"
+                    "AWSServiceRoleForAmazonGuardDutyMalwareProtection"),
+            },
+        }
+        features = []
+        for name, state in self.feature_state.items():
+            feature: dict[str, Any] = {"name": name, "status": state["status"],
+                                       "updatedAt": round(state["updatedAt"], 3)}
+            if state["additional"]:
+                feature["additionalConfiguration"] = [
+                    {"name": extra, "status": inner["status"],
+                     "updatedAt": round(inner["updatedAt"], 3)}
+                    for extra, inner in state["additional"].items()]
+            features.append(feature)
+        body["features"] = features
+        return body
+
 
 class GdlabGuardDutyBackend(FindingsMixin, StatisticsMixin, TriageMixin, AccountMixin,
                             GuardDutyBackend):
@@ -35,6 +139,14 @@ class GdlabGuardDutyBackend(FindingsMixin, StatisticsMixin, TriageMixin, Account
         self.lock = threading.RLock()
         self.sets: dict[str, dict[str, IntelSet]] = {}  # detector id -> set id -> set
         self.findings: dict[str, dict[str, dict[str, Any]]] = {}  # detector -> id -> finding
+        self.published_at: dict[tuple[str, str], float] = {}  # see FindingsMixin
+        self.pending_updates: set[tuple[str, str]] = set()
+        self.publish_timer: threading.Timer | None = None
+        self.publish_timer_at = 0.0
+
+    def reset(self) -> None:
+        self.stop_publishing()  # no update of forgotten findings goes out later
+        super().reset()
 
     # moto builds its routes from the backend's url module; ours adds the new paths.
     @property
@@ -51,12 +163,29 @@ class GdlabGuardDutyBackend(FindingsMixin, StatisticsMixin, TriageMixin, Account
             if self.detectors:
                 raise BadRequest("The request is rejected because a detector already exists "
                                  "for the current account.")
-            detector_id = super().create_detector(
-                enable, finding_publishing_frequency, data_sources, tags, features
+            # moto's own create_detector, with gdlab's detector (moto's fallback frequency).
+            if finding_publishing_frequency not in ("FIFTEEN_MINUTES", "ONE_HOUR",
+                                                    "SIX_HOURS"):
+                finding_publishing_frequency = "SIX_HOURS"
+            detector = GdlabDetector(
+                account_id=self.account_id, region_name=self.region_name,
+                created_at=datetime.now(timezone.utc),
+                finding_publish_freq=finding_publishing_frequency, enabled=enable,
+                datasources=data_sources, tags=tags, features=features,
             )
+            self.detectors[detector.id] = detector
+            detector_id = detector.id
             self.sets[detector_id] = {}
             self.findings[detector_id] = {}
             return detector_id
+
+    def update_detector(self, detector_id: str, enable: bool,
+                        finding_publishing_frequency: str, data_sources: dict[str, Any],
+                        features: list[dict[str, Any]]) -> None:
+        with self.lock:
+            super().update_detector(detector_id, enable, finding_publishing_frequency,
+                                    data_sources, features)
+        self.publish_due()  # a new FindingPublishingFrequency moves the pending updates
 
     def delete_detector(self, detector_id: str) -> None:
         with self.lock:
