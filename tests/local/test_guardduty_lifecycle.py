@@ -331,3 +331,21 @@ def test_finding_names_the_threat_list_and_the_remote_address(lab):
         "threatListName": "Example-Threat-List"}
     assert service["AdditionalInfo"]["Type"] == "default"
     assert finding["Description"].endswith(f"{lab.world.eip} on the list Example-Threat-List.")
+
+
+def test_archived_finding_publishes_no_updates_until_unarchived(lab):
+    lab = lab()
+    lab.gd.update_detector(DetectorId=lab.detector, FindingPublishingFrequency="FIFTEEN_MINUTES")
+    period = 15 * 60 / SCALE
+    lab.world.ping()
+    (finding,) = lab.findings()
+    lab.gd.archive_findings(DetectorId=lab.detector, FindingIds=[finding["Id"]])
+    lab.world.ping()
+    time.sleep(period * 1.5)
+    lab.world.ping()
+    assert lab.counts() == [1]
+    (archived,) = lab.findings()
+    assert archived["Service"]["Archived"] is True and archived["Service"]["Count"] == 3
+    lab.gd.unarchive_findings(DetectorId=lab.detector, FindingIds=[finding["Id"]])
+    lab.world.ping()  # the last publication is long past: this update goes out at once
+    assert lab.counts() == [1, 4]

@@ -127,11 +127,12 @@ class FindingsMixin:
         """Announce every pending update whose finding was last published at least one
         FindingPublishingFrequency ago; returns how many went out.
 
-        GuardDuty sends a new finding at once and "aggregates all subsequent occurrences
-        of a particular finding" over the detector's FindingPublishingFrequency into one
-        event (SIX_HOURS unless set; FIFTEEN_MINUTES or ONE_HOUR; GuardDuty user guide,
-        "Creating custom responses to GuardDuty findings with Amazon EventBridge",
-        notification frequency). The local cloud waits that interval through
+        GuardDuty notifies a new finding within minutes and, "for every finding with a
+        unique finding ID, aggregates all subsequent occurrences" over the detector's
+        FindingPublishingFrequency into one event: SIX_HOURS unless set, or
+        FIFTEEN_MINUTES / ONE_HOUR (GuardDuty user guide, guardduty_findings_cloudwatch,
+        "Notifications for subsequent finding occurrences"; CreateDetector: "how
+        frequently updated findings are exported"). The local cloud waits that interval through
         ``clock.local_seconds``: 15 AWS minutes are 15 local seconds at the default
         SCALE of 60, and the frequency is read at each pass, so an UpdateDetector applies
         to the next update. The update goes to the same hooks as a new finding, so
