@@ -26,8 +26,6 @@ from gdlab.errors import (
 
 TARGETS = ("local", "aws")
 LOCAL_DEFAULT_REGION = "us-east-1"
-# The local cloud accepts any credentials; fixed ones keep a user's real keys away from it.
-LOCAL_CREDENTIALS = {"aws_access_key_id": "gdlablocal", "aws_secret_access_key": "gdlablocal"}
 
 # Every client: standard retries (throttling, 5xx) — 5 retries after the first attempt.
 RETRIES = 5
@@ -56,6 +54,9 @@ class CloudSettings:
     # The id the running local cloud made at its start (target local only): a local lab
     # records it, so a command can tell when the cloud that held the lab is gone.
     local_cloud_id: str | None = None
+    # Target local: the local cloud's own key (whatever AWS_* says); None: read from
+    # GDLAB_HOME when the first client is made.
+    local_credentials: Any = None
 
     @classmethod
     def from_env(cls, **given: Any) -> CloudSettings:
@@ -79,6 +80,18 @@ class CloudSettings:
             profile=given.get("profile") or os.environ.get("AWS_PROFILE"),
             endpoint_url=endpoint,
         )
+
+
+def _home_credentials() -> Any:
+    """This GDLAB_HOME's local key; without one (no local cloud ever started here) a fresh
+    key nobody holds, so the preflight reports what the endpoint says to it."""
+    from gdlab.lab.state import gdlab_home
+    from gdlab.local.credentials import CredentialsError, generate, load
+
+    try:
+        return load(gdlab_home())
+    except CredentialsError:
+        return generate()
 
 
 def validate_endpoint(url: str, source: str = "--endpoint-url") -> str:
@@ -162,10 +175,12 @@ class Cloud:
             botocore_session = _botocore_session()
 
             if self.is_local:
+                if self.settings.local_credentials is None:
+                    self.settings.local_credentials = _home_credentials()
                 self._session = boto3.Session(
                     region_name=self.settings.region or LOCAL_DEFAULT_REGION,
                     botocore_session=botocore_session,
-                    **LOCAL_CREDENTIALS,
+                    **self.settings.local_credentials.boto3_kwargs(),
                 )
             else:
                 try:
@@ -279,6 +294,12 @@ class Cloud:
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code") or "")
             if code and not code.isdigit():  # an AWS error, from AWS or a faithful emulator
+                if code in CREDENTIAL_CODES and self.is_local:
+                    raise ConfigError(
+                        f"the local cloud at {safe_url(where)} refused gdlab's key ({code})",
+                        "use the local cloud of this GDLAB_HOME (leave out --endpoint-url), "
+                        "or 'gdlab local stop' and retry",
+                    ) from exc
                 if code in CREDENTIAL_CODES:
                     raise ConfigError(
                         f"AWS credentials were rejected ({code})",

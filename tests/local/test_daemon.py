@@ -132,7 +132,7 @@ def test_daemon_imports_neither_moto_nor_boto3():
 
 
 @pytest.mark.parametrize("command", [("local",), ("local", "start"), ("local", "stop"),
-                                     ("local", "status")])
+                                     ("local", "status"), ("local", "env")])
 def test_help_has_an_example(run_cli, command):
     code, out, _ = run_cli(*command, "--help")
     assert code == 0 and "Example: gdlab local" in out
@@ -148,8 +148,10 @@ def test_extension_routes_answer_on_the_background_server(run_cli, gdlab_home, m
     code, _, err = run_cli("local", "start")
     assert code == 0, err
     try:
-        endpoint = f"http://127.0.0.1:{free_port}"
-        assert fetch(endpoint, "outbox") == []
-        assert fetch(endpoint, "invocations") == []
+        from gdlab.local.credentials import load
+
+        endpoint, keys = f"http://127.0.0.1:{free_port}", load(gdlab_home)
+        assert fetch(endpoint, "outbox", credentials=keys) == []
+        assert fetch(endpoint, "invocations", credentials=keys) == []
     finally:
         run_cli("local", "stop")

@@ -57,6 +57,7 @@ class AppContext:
 
             settings = self.settings(**override)
             if settings.target == "local" and not settings.endpoint_url:
+                from gdlab.local.credentials import load
                 from gdlab.local.daemon import ensure_running
 
                 running = ensure_running(self.store.home)
@@ -65,8 +66,14 @@ class AppContext:
                         f"[dim]started the local cloud on {running.endpoint}[/dim]")
                 settings.endpoint_url = running.endpoint
                 settings.local_cloud_id = running.cloud_id
+                settings.local_credentials = load(self.store.home)
             elif settings.target == "local":
-                settings.local_cloud_id = local_cloud_id(settings.endpoint_url)
+                answer = local_cloud_status(settings.endpoint_url)
+                found = answer.get("cloud_id")
+                settings.local_cloud_id = found if isinstance(found, str) else None
+                settings.local_credentials = credentials_for(answer.get("home"),
+                                                             self.store.home,
+                                                             settings.endpoint_url)
             self._cloud = Cloud(settings)
         return self._cloud
 
@@ -92,17 +99,39 @@ class AppContext:
         return cloud
 
 
-def local_cloud_id(endpoint: str | None) -> str | None:
-    """The id of the gdlab local cloud at this endpoint, or None (not one, or one from before
-    ids)."""
+def local_cloud_status(endpoint: str | None) -> dict[str, Any]:
+    """/_gdlab/status of the gdlab local cloud at this endpoint ({} when it is not one)."""
     from gdlab.local.api import LocalApiError, fetch
 
     try:
         answer = fetch(endpoint or "", "status", timeout=2.0)
     except LocalApiError:
-        return None
-    found = answer.get("cloud_id") if isinstance(answer, dict) else None
-    return found if isinstance(found, str) else None
+        return {}
+    return answer if isinstance(answer, dict) else {}
+
+
+def credentials_for(cloud_home: Any, own_home: Any, endpoint: str | None) -> Any:
+    """The key of the local cloud at an explicit endpoint: the one kept in the home it
+    serves (several homes may share one cloud), else this home's."""
+    from pathlib import Path
+
+    from gdlab.local.credentials import CredentialsError, load
+
+    for home in ([Path(cloud_home)] if isinstance(cloud_home, str) and cloud_home else []) + [
+            Path(own_home)]:
+        try:
+            return load(home)
+        except CredentialsError:
+            continue
+    if cloud_home is None:
+        # Not a gdlab local cloud (or not answering): a key nobody holds, and the preflight
+        # says what the endpoint did.
+        from gdlab.local.credentials import generate
+
+        return generate()
+    raise CredentialsError(
+        f"no credentials for the local cloud at {endpoint}",
+        "point --endpoint-url at a gdlab local cloud of this user, or leave it out")
 
 
 def lab_cloud_is_gone(state: Any, cloud: Cloud) -> bool:

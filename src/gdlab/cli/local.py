@@ -1,4 +1,5 @@
-"""gdlab local start / stop / status: the embedded local cloud as a background process."""
+"""gdlab local start / stop / status / env: the embedded local cloud as a background process,
+and the variables that point AWS tools at it."""
 
 from __future__ import annotations
 
@@ -135,3 +136,44 @@ def status(
     else:
         out.print(f"local cloud not running — {report['labs']} local lab(s) recorded; "
                   "'gdlab local start' starts it")
+
+
+@local_app.command("env")
+def env(
+    ctx: typer.Context,
+    json_out: bool = typer.Option(False, "--json", help="Print JSON instead of shell."),
+) -> None:
+    """Print the variables that point the AWS CLI and SDKs at the local cloud, with its own
+    credentials (it is started if it is not running).
+
+    \b
+    Example: gdlab local env --json
+    (then: eval "$(gdlab local env)"; aws guardduty list-detectors)
+    """
+    import shlex
+
+    from gdlab.cli.common import err_console
+    from gdlab.cloud import LOCAL_DEFAULT_REGION
+    from gdlab.local.credentials import load
+    from gdlab.local.daemon import ensure_running
+
+    home = obj(ctx).store.home
+    running = ensure_running(home)
+    if running.started:
+        err_console().print(f"[dim]started the local cloud on {running.endpoint}[/dim]")
+    keys = load(home)
+    settings = obj(ctx).settings()
+    variables = {
+        "AWS_ENDPOINT_URL": running.endpoint,
+        "AWS_ACCESS_KEY_ID": keys.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": keys.secret_access_key,
+        "AWS_REGION": settings.region or LOCAL_DEFAULT_REGION,
+    }
+    if json_out:
+        print_json(variables)
+        return
+    # A session token or profile left in the shell would be sent with the local key.
+    lines = ["unset AWS_SESSION_TOKEN AWS_SECURITY_TOKEN AWS_PROFILE AWS_DEFAULT_PROFILE"]
+    lines += [f"export {name}={shlex.quote(value)}" for name, value in variables.items()]
+    lines.append(f"export AWS_DEFAULT_REGION={shlex.quote(variables['AWS_REGION'])}")
+    typer.echo("\n".join(lines))

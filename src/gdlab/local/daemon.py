@@ -10,12 +10,10 @@ it from a later one). Nothing here writes through a symbolic link in <home>/loca
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import signal
 import socket
-import stat
 import subprocess
 import sys
 import time
@@ -24,19 +22,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from gdlab.errors import GdlabError
 from gdlab.lab.state import write_private
+from gdlab.local.private_files import (
+    LocalCloudError,
+    _open_private,
+    _read_small,
+    ensure_local_dir,
+    local_dir,
+)
 
 DEFAULT_PORT = 4599  # not 5000 (moto's default) nor 4566 (LocalStack's)
 HOST = "127.0.0.1"
 START_TIMEOUT = 20.0  # a first start on a cold disk imports all of moto
 STOP_TIMEOUT = 5.0
-O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-
-
-class LocalCloudError(GdlabError):
-    """The local cloud cannot be started, stopped or reached."""
 
 
 class PortInUse(LocalCloudError):
@@ -53,10 +51,6 @@ class LocalCloud(NamedTuple):
     endpoint: str
     started: bool  # True: started by this call
     cloud_id: str | None  # the id the server made at its start (None: a server before ids)
-
-
-def local_dir(home: Path) -> Path:
-    return Path(home) / "local"
 
 
 def state_path(home: Path) -> Path:
@@ -128,57 +122,6 @@ def _is_server_process(pid: int) -> bool:
     except (OSError, subprocess.SubprocessError):
         return False
     return "gdlab.local.server" in out
-
-
-# --- files in <home>/local/, never through a link ---------------------------------------
-def _link_refused(path: Path) -> LocalCloudError:
-    return LocalCloudError(f"{path} is a symbolic link: gdlab does not write through links "
-                           "in its home", f"remove it (rm {path}) and retry")
-
-
-def ensure_local_dir(home: Path) -> Path:
-    """<home>/local/, created 0700; a symbolic link there is refused."""
-    path = local_dir(home)
-    if not path.is_symlink():
-        with contextlib.suppress(FileExistsError):
-            path.mkdir(parents=True, mode=0o700)
-    if path.is_symlink():
-        raise _link_refused(path)
-    if not path.is_dir():
-        raise LocalCloudError(f"{path} is not a directory", f"remove it (rm {path}) and retry")
-    return path
-
-
-def _open_private(path: Path, flags: int) -> int:
-    """An fd on path (created 0600), never through a symbolic link, and only if it is a plain
-    file of its own (not a hard link to something else): that file is made 0600."""
-    try:
-        fd = os.open(path, flags | os.O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
-    except OSError as exc:
-        if exc.errno in (errno.ELOOP, errno.EMLINK) or path.is_symlink():
-            raise _link_refused(path) from None
-        raise LocalCloudError(f"cannot open {path}: {exc.strerror}",
-                              f"check the permissions of {path.parent}") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
-            raise LocalCloudError(f"{path} is not a plain file of gdlab's own (a device, a "
-                                  "directory or a hard link)", f"remove it (rm {path}) and retry")
-        if stat.S_IMODE(info.st_mode) != 0o600:
-            os.fchmod(fd, 0o600)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
-
-
-def _read_small(path: Path, limit: int = 65536) -> bytes:
-    """The last `limit` bytes of path, not through a link (OSError when it cannot)."""
-    fd = os.open(path, os.O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
-    with os.fdopen(fd, "rb") as handle:
-        size = os.fstat(handle.fileno()).st_size
-        handle.seek(max(0, size - limit))
-        return handle.read(limit)
 
 
 def _is_int(value: Any) -> bool:
@@ -387,10 +330,23 @@ def start(home: Path, port: int | None = None) -> dict[str, Any]:
     return result
 
 
+def server_environment(port: int) -> dict[str, str]:
+    """The daemon's environment: this one without any AWS credentials or profile (the local
+    cloud has its own, and what it runs must never find the user's)."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("AWS_") or k in ("AWS_REGION", "AWS_DEFAULT_REGION")}
+    env.update(PYTHONUNBUFFERED="1", GDLAB_LOCAL_PORT=str(port),
+               AWS_EC2_METADATA_DISABLED="true")
+    return env
+
+
 def _spawn(home: Path, port: int) -> dict[str, Any]:
+    from gdlab.local.credentials import load_or_create
+
     ensure_local_dir(home)
+    load_or_create(home, replace_damaged=True)  # no cloud serves this home: safe to renew
     log = log_path(home)
-    env = dict(os.environ, PYTHONUNBUFFERED="1", GDLAB_LOCAL_PORT=str(port))
+    env = server_environment(port)
     out = _open_private(log, os.O_WRONLY | os.O_APPEND)
     try:
         proc = subprocess.Popen(
