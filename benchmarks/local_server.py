@@ -27,14 +27,15 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def answers_aws(endpoint: str) -> None:
-    """An STS call: proves moto itself (not only gdlab's status route) is serving."""
+def answers_aws(endpoint: str, home: str) -> None:
+    """A signed STS call: proves moto itself (not only gdlab's status route) is serving."""
+    from gdlab.local.credentials import load
+    from gdlab.local.server import sign
+
     body = b"Action=GetCallerIdentity&Version=2011-06-15"
-    credential = "gdlablocal/20260101/us-east-1/sts/aws4_request"
-    request = urllib.request.Request(endpoint, data=body, headers={
-        "Content-Type": "application/x-www-form-urlencoded",
-        "Authorization": f"AWS4-HMAC-SHA256 Credential={credential}",
-    })
+    headers = sign(load(Path(home)), "sts", "us-east-1", "POST", endpoint + "/",
+                   {"Content-Type": "application/x-www-form-urlencoded"}, body)
+    request = urllib.request.Request(endpoint + "/", data=body, headers=headers)
     with urllib.request.urlopen(request, timeout=30) as response:
         response.read()
 
@@ -53,7 +54,7 @@ def main() -> None:
         try:
             status = json.loads(subprocess.run([GDLAB, "local", "status", "--json"], env=env,
                                                check=True, capture_output=True, text=True).stdout)
-            answers_aws(status["endpoint"])
+            answers_aws(status["endpoint"], home)
             first_calls.append(time.perf_counter() - started)
             time.sleep(8)  # idle: its warm-up done (a few seconds after start)
             memory.append(rss_mb(status["pid"]))

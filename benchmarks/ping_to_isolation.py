@@ -59,9 +59,12 @@ def main() -> None:
     gdlab(home, "local", "start")
     endpoint = json.loads((Path(home) / "local" / "server.json").read_text())["endpoint"]
 
+    from gdlab.local.credentials import load
+
+    keys = load(Path(home)).boto3_kwargs()  # the local cloud's own, made at its start
+
     def client(service: str):
-        return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1",
-                            aws_access_key_id="gdlab", aws_secret_access_key="gdlab")
+        return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1", **keys)
 
     ec2, ssm = client("ec2"), client("ssm")
     times, totals = [], []

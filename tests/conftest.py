@@ -151,7 +151,7 @@ def local_client(local_server: Any) -> Callable[..., Any]:
     def make(service: str, region: str = REGION) -> Any:
         return boto3.client(
             service, region_name=region, endpoint_url=local_server.endpoint,
-            aws_access_key_id="testing", aws_secret_access_key="testing",
+            **local_server.credentials.boto3_kwargs(),
             config=Config(retries={"mode": "standard", "max_attempts": 1}),
         )
 

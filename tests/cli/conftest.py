@@ -61,12 +61,28 @@ class GdlabCloud:
             text=True, stdin=subprocess.DEVNULL,
         )
 
-    def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        """`gdlab ARGS` in this home."""
+    def run(self, *args: str, timeout: float = 120,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """`gdlab ARGS` in this home (`env`: more variables)."""
         return subprocess.run(
-            [GDLAB, *args], env=self.env, capture_output=True, text=True, timeout=timeout,
-            stdin=subprocess.DEVNULL,
+            [GDLAB, *args], env={**self.env, **(env or {})}, capture_output=True, text=True,
+            timeout=timeout, stdin=subprocess.DEVNULL,
         )
+
+    def local_env(self) -> dict[str, str]:
+        """What `gdlab local env --json` prints for this home (the local cloud is started if
+        it is not running): the variables that point AWS tools at it."""
+        import json
+
+        done = self.run("local", "env", "--json", timeout=60)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    def keys(self) -> dict[str, str]:
+        """boto3 arguments with the local cloud's own credentials (made at its start)."""
+        from gdlab.local.credentials import load
+
+        return load(self.home).boto3_kwargs()
 
     def run_elsewhere(
         self, *args: str, home: Path, columns: int | None = 200, timeout: float = 120,
@@ -92,8 +108,7 @@ class GdlabCloud:
             from botocore.config import Config
 
             self._clients[service] = boto3.client(
-                service, region_name=REGION, endpoint_url=self.endpoint,
-                aws_access_key_id="testing", aws_secret_access_key="testing",
+                service, region_name=REGION, endpoint_url=self.endpoint, **self.keys(),
                 config=Config(retries={"mode": "standard", "max_attempts": 3}),
             )
         return self._clients[service]

@@ -13,8 +13,11 @@ pytestmark = pytest.mark.slow
 
 def test_run_on_the_aws_path_passes_against_the_local_endpoint(module_cloud):
     cloud = module_cloud
-    done = cloud.run("run", "--target", "aws", "--endpoint-url", cloud.endpoint, "--region",
-                     "us-east-1", "--yes", "--json", "--lab", "aws-path1", timeout=900)
+    # As a user would: eval "$(gdlab local env)", then the AWS path against that endpoint.
+    local = cloud.local_env()
+    done = cloud.run("run", "--target", "aws", "--endpoint-url", local["AWS_ENDPOINT_URL"],
+                     "--region", "us-east-1", "--yes", "--json", "--lab", "aws-path1",
+                     timeout=900, env=local)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     report = json.loads(done.stdout)
     assert report["passed"] is True and report["target"] == "aws"

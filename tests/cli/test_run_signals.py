@@ -146,9 +146,11 @@ class Cloud:
             import boto3
             from botocore.config import Config
 
+            from gdlab.local.credentials import load
+
             self._clients[service] = boto3.client(
                 service, region_name=REGION, endpoint_url=self.endpoint,
-                aws_access_key_id="inventory", aws_secret_access_key="inventory",
+                **load(self.home).boto3_kwargs(),  # the local cloud's own, made at its start
                 config=Config(retries={"mode": "standard", "max_attempts": 2}),
             )
         return self._clients[service]

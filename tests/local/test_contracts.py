@@ -433,3 +433,29 @@ def test_traffic_wraps_run_and_terminate():
     terminate_original = _wrapped(InstanceBackend.terminate_instances, "original_terminate")
     assert params(terminate_original) == ["self", "instance_ids"]
     assert "Reservation" in inspect.getsource(ec2._orig_run_instances)
+
+
+def test_authorization_seams():
+    """enforce.py authorizes at BaseResponse.call_action and at S3's own hook, which moto
+    calls with the IAM action set in data["Action"]; lambda_session and auth read moto's STS
+    sessions and IAM users' keys."""
+    from moto.core.responses import BaseResponse
+    from moto.s3.responses import S3Response
+    from moto.sts.models import AssumedRole, STSBackend
+
+    call = inspect.getsource(BaseResponse.call_action)
+    assert "self._authenticate_and_authorize_normal_action" in call
+    assert params(S3Response._authenticate_and_authorize_s3_action) == [
+        "self", "bucket_name", "key_name"]
+    assert 'self.data["Action"] = "ListAllMyBuckets"' in inspect.getsource(S3Response)
+    assert params(STSBackend.assume_role) == [
+        "self", "region_name", "role_session_name", "role_arn", "policy", "duration",
+        "external_id"]
+    role = inspect.getsource(AssumedRole.__init__)
+    for attribute in ("self.access_key_id", "self.secret_access_key", "self.session_token",
+                      "self.expiration", "self.role_arn", "self.session_name"):
+        assert attribute in role
+    from moto.iam.models import AccessKey, User
+
+    assert "self.status" in inspect.getsource(AccessKey.__init__)
+    assert "self.access_keys" in inspect.getsource(User.__init__)

@@ -80,7 +80,7 @@ def test_aws_sources_are_refused_per_entry(events):
 
 
 # --- raw signed requests: what botocore's own validation would never send -------------------
-def _signed_put_events(endpoint: str, entries: list) -> tuple[int, dict]:
+def _signed_put_events(server, entries: list) -> tuple[int, dict]:
     import urllib.error
     import urllib.request
 
@@ -88,10 +88,12 @@ def _signed_put_events(endpoint: str, entries: list) -> tuple[int, dict]:
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
 
-    request = AWSRequest(method="POST", url=endpoint + "/", data=json.dumps(
+    request = AWSRequest(method="POST", url=server.endpoint + "/", data=json.dumps(
         {"Entries": entries}).encode(), headers={
         "Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "AWSEvents.PutEvents"})
-    SigV4Auth(Credentials("testing", "testing"), "events", "us-east-1").add_auth(request)
+    keys = server.credentials
+    SigV4Auth(Credentials(keys.access_key_id, keys.secret_access_key), "events",
+              "us-east-1").add_auth(request)
     prepared = request.prepare()
     http = urllib.request.Request(prepared.url, data=prepared.body, method="POST",
                                   headers=dict(prepared.headers))
@@ -123,7 +125,7 @@ def _delivered(sqs, url) -> list:
 @pytest.mark.parametrize("source", [["aws.guardduty"], {"s": "aws.guardduty"}, 7])
 def test_a_non_string_source_is_refused_and_fires_nothing(local_server, watched_queue, source):
     sqs, url = watched_queue
-    status, body = _signed_put_events(local_server.endpoint, [
+    status, body = _signed_put_events(local_server, [
         {"Source": source, "DetailType": "GuardDuty Finding", "Detail": "{}"}])
     assert status == 400
     assert body["__type"].endswith("SerializationException")
@@ -133,7 +135,7 @@ def test_a_non_string_source_is_refused_and_fires_nothing(local_server, watched_
 def test_a_raw_string_source_is_delivered(local_server, watched_queue):
     # the same request with a string source reaches the queue: the refusal above is real
     sqs, url = watched_queue
-    status, body = _signed_put_events(local_server.endpoint, [
+    status, body = _signed_put_events(local_server, [
         {"Source": "gdlab.test", "DetailType": "t", "Detail": "{}"}])
     assert status == 200
     assert_wire_shape("events", "PutEvents", body)
@@ -142,7 +144,7 @@ def test_a_raw_string_source_is_delivered(local_server, watched_queue):
 
 def test_a_raw_aws_source_is_refused_per_entry_and_fires_nothing(local_server, watched_queue):
     sqs, url = watched_queue
-    status, body = _signed_put_events(local_server.endpoint, [
+    status, body = _signed_put_events(local_server, [
         {"Source": "aws.guardduty", "DetailType": "GuardDuty Finding", "Detail": "{}"}])
     assert status == 200
     assert_wire_shape("events", "PutEvents", body)

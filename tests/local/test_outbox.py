@@ -1,9 +1,14 @@
 """The outbox: e-mail deliveries and every publish, kept and served over HTTP."""
 
 import json
+import urllib.error
 import urllib.request
 
+import pytest
+
 from gdlab.local import outbox
+from gdlab.local.api import LocalApiError, fetch
+from gdlab.local.credentials import generate
 
 
 def test_email_deliveries_and_publishes_are_kept(aws_client):
@@ -33,11 +38,18 @@ def test_routes_over_http(local_client, local_server):
     outbox.clear()
     sns.publish(TopicArn=topic, Message="over the wire")
 
-    def get(path: str):
-        with urllib.request.urlopen(f"{local_server.endpoint}/_gdlab/{path}") as answer:
-            return json.loads(answer.read())
+    def get(name: str, topic: str):
+        return fetch(local_server.endpoint, name, credentials=local_server.credentials,
+                     topic=topic)
 
-    (mail,) = get(f"outbox?topic={topic}")
+    (mail,) = get("outbox", topic)
     assert mail["body"] == "over the wire" and mail["to"] == "a@example.com"
-    assert get("outbox?topic=arn:aws:sns:us-east-1:123456789012:none") == []
-    assert [p["body"] for p in get(f"published?topic={topic}")] == ["over the wire"]
+    assert get("outbox", "arn:aws:sns:us-east-1:123456789012:none") == []
+    assert [p["body"] for p in get("published", topic)] == ["over the wire"]
+    # The lab's mail is the local administrator's to read: unsigned, or signed by anyone
+    # else, the route refuses.
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(f"{local_server.endpoint}/_gdlab/outbox?topic={topic}")
+    assert info.value.code == 403
+    with pytest.raises(LocalApiError, match="the local cloud refused /_gdlab/outbox"):
+        fetch(local_server.endpoint, "outbox", credentials=generate(), topic=topic)

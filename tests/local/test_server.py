@@ -49,10 +49,13 @@ def test_registered_routes(local_server, monkeypatch):
         raise ValueError("no such lab")
 
     monkeypatch.setitem(server._routes, "broken", broken)
-    assert api.fetch(local_server.endpoint, "echo", lab="gd-1", tag=["a", "b"]) == {
-        "query": {"lab": "gd-1", "tag": ["a", "b"]}}
+    keys = local_server.credentials
+    assert api.fetch(local_server.endpoint, "echo", credentials=keys, lab="gd-1",
+                     tag=["a", "b"]) == {"query": {"lab": "gd-1", "tag": ["a", "b"]}}
     with pytest.raises(api.LocalApiError, match="no such lab"):
-        api.fetch(local_server.endpoint, "broken")
+        api.fetch(local_server.endpoint, "broken", credentials=keys)
+    with pytest.raises(api.LocalApiError, match="sign /_gdlab/ requests"):
+        api.fetch(local_server.endpoint, "echo")
     with pytest.raises(urllib.error.HTTPError) as excinfo:
         get(f"{local_server.endpoint}/_gdlab/nothing-here")
     assert excinfo.value.code == 404
@@ -125,7 +128,7 @@ def test_operation_without_route_is_a_clear_4xx(local_client):
     gd = local_client("guardduty")
     detector = gd.create_detector(Enable=True)["DetectorId"]
     with pytest.raises(ClientError) as excinfo:
-        gd.list_members(DetectorId=detector)
+        gd.describe_malware_scans(DetectorId=detector)
     assert_clear_4xx(excinfo, "GdlabLocalUnsupported")
 
 

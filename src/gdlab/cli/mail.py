@@ -50,11 +50,13 @@ def lab_mails(cloud: Any, topic_arn: str) -> list[dict[str, Any]]:
     published to the topic, addressed to nobody."""
     from gdlab.local.api import fetch
 
-    emails = fetch(cloud.endpoint_url, "outbox", topic=topic_arn)
+    keys = cloud.settings.local_credentials
+    emails = fetch(cloud.endpoint_url, "outbox", credentials=keys, topic=topic_arn)
     if not emails:
         emails = [
             {**message, "to": "(no subscriber — gdlab setup --email ADDR adds one)"}
-            for message in fetch(cloud.endpoint_url, "published", topic=topic_arn)
+            for message in fetch(cloud.endpoint_url, "published", credentials=keys,
+                                 topic=topic_arn)
         ]
     emails.sort(key=lambda e: e.get("time", ""))
     return [{k: e.get(k) for k in ("from", "to", "subject", "body", "time")} for e in emails]

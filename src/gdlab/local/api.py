@@ -16,15 +16,27 @@ class LocalApiError(GdlabError):
     """The local cloud refused a /_gdlab/ request or could not be reached."""
 
 
-def fetch(endpoint: str, name: str, timeout: float = 10.0, **query: Any) -> Any:
+# Signing name of the local cloud's own routes (what the credential scope names).
+SERVICE = "gdlab"
+
+
+def fetch(endpoint: str, name: str, timeout: float = 10.0, credentials: Any = None,
+          **query: Any) -> Any:
     """GET <endpoint>/_gdlab/<name>?<query> and return its JSON. None values are left out;
-    lists become repeated parameters."""
+    lists become repeated parameters. Every route but status answers only requests signed
+    with the local cloud's own key (`credentials`, a LocalCredentials)."""
     params = {k: v for k, v in query.items() if v is not None}
     url = f"{endpoint.rstrip('/')}/_gdlab/{urllib.parse.quote(name)}"
     if params:
         url += "?" + urllib.parse.urlencode(params, doseq=True)
+    headers: dict[str, str] = {}
+    if credentials is not None:
+        from gdlab.local.server import sign
+
+        headers = sign(credentials, SERVICE, "us-east-1", "GET", url, {}, b"")
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers),
+                                    timeout=timeout) as resp:
             return json.loads(resp.read().decode("utf-8"))
     except urllib.error.HTTPError as exc:
         try:

@@ -20,6 +20,7 @@ MODULES = [
     "gdlab.local.traffic",
     "gdlab.local.flowlogs",
     "gdlab.local.ssm",
+    "gdlab.local.enforce",  # last: authorization runs before every other addition's handler
 ]
 
 _installed = False

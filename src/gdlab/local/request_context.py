@@ -130,6 +130,8 @@ def _role_id(account: str, role_name: str) -> str:
 def role_tags(account: str, role_name: str) -> dict[str, str]:
     role = _iam_role(account, role_name)
     raw = getattr(role, "tags", None) or {}
+    if isinstance(raw, list):  # moto keeps a role's tags as [{"Key": ..., "Value": ...}]
+        return {str(t.get("Key")): str(t.get("Value", "")) for t in raw if isinstance(t, dict)}
     return {str(k): str(v.get("Value", "")) if isinstance(v, dict) else str(v)
             for k, v in raw.items()}
 

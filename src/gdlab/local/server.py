@@ -24,6 +24,10 @@ from typing import Any
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
+from gdlab.local import auth
+from gdlab.local.credentials import LocalCredentials
+from gdlab.local.credentials import generate as generate_credentials
+
 log = logging.getLogger("gdlab.local.server")
 
 PREFIX = "/_gdlab/"
@@ -31,6 +35,8 @@ PREFIX = "/_gdlab/"
 XML_SERVICES = {"s3", "route53", "cloudfront"}
 
 _routes: dict[str, Callable[[dict[str, Any]], Any]] = {}
+# Answered unsigned: how a home finds its own cloud (it tells no lab's data).
+OPEN_ROUTES = {"status"}
 # cloud_id: made at each start, so a lab can tell the cloud that holds it from a later one;
 # home: the resolved GDLAB_HOME a daemon serves (None in-process), how a home recognises
 # its own cloud when its server.json is lost.
@@ -83,10 +89,14 @@ class RouteError(Exception):
 
 
 class GdlabApp:
-    """WSGI wrapper around moto's dispatcher."""
+    """WSGI wrapper around moto's dispatcher. Every AWS request is authenticated first
+    (auth.py): the caller is known to moto's handlers through auth.current_caller."""
 
-    def __init__(self, inner: Any = None):
+    def __init__(self, inner: Any = None, credentials: LocalCredentials | None = None):
         self.inner = inner
+        # The local administrator's key; without one (an app built by hand) a fresh key
+        # that nobody holds: every request is refused rather than answered.
+        self.credentials = credentials or generate_credentials()
         self.load_error: str | None = None
         self.ready = threading.Event()
         if inner is not None:
@@ -112,11 +122,31 @@ class GdlabApp:
             name = path[len(PREFIX):]
             if name.strip("/") not in _routes:
                 self.ready.wait()  # the extensions register their routes as moto loads
+            if name.strip("/") in _routes and name.strip("/") not in OPEN_ROUTES:
+                refused = self._refuse_route(environ)
+                if refused is not None:
+                    return self._gdlab_answer(start_response, "403 Forbidden",
+                                              {"error": refused})
             return self._gdlab(name, environ, start_response)
         self.ready.wait()
         if self.inner is None:
             return self._aws_error(environ, start_response, "GdlabLocalError",
                                    f"the gdlab local cloud failed to load: {self.load_error}")
+        try:
+            caller = auth.authenticate(environ, self.credentials)
+        except auth.Refused as refused:
+            log.info("refused %s %s: %s %s", environ.get("REQUEST_METHOD"), path,
+                     refused.kind, refused.detail)
+            status, headers, data = auth.refusal(environ, refused)
+            start_response(status, headers)
+            return [data]
+        token = auth.current_caller.set(caller)
+        try:
+            return self._moto(environ, start_response, path)
+        finally:
+            auth.current_caller.reset(token)
+
+    def _moto(self, environ: dict[str, Any], start_response: Any, path: str) -> Iterable[bytes]:
         # Hold the status line until moto has answered, so its gaps can be rewritten.
         held: list[Any] = []
 
@@ -173,6 +203,25 @@ class GdlabApp:
         start_response("400 Bad Request", headers)
         return [body]
 
+    def _refuse_route(self, environ: dict[str, Any]) -> str | None:
+        """Why a request for one of gdlab's own routes is refused (None: it is not). They
+        show the lab's mail, invocations and traffic: the local administrator's only."""
+        try:
+            caller = auth.authenticate(environ, self.credentials)
+        except auth.Refused as refused:
+            return (f"sign /_gdlab/ requests with the local cloud's own key "
+                    f"(gdlab local env): {refused.kind}")
+        if caller.principal is not None or not caller.arn.endswith(":root"):
+            return f"{caller.arn} may not read gdlab's own routes"
+        return None
+
+    @staticmethod
+    def _gdlab_answer(start_response: Any, status: str, payload: Any) -> list[bytes]:
+        body = json.dumps(payload, default=str).encode()
+        start_response(status, [("Content-Type", "application/json"),
+                                ("Content-Length", str(len(body)))])
+        return [body]
+
     @staticmethod
     def _gdlab(name: str, environ: dict[str, Any], start_response: Any) -> list[bytes]:
         query = {
@@ -191,10 +240,7 @@ class GdlabApp:
             except Exception as exc:  # noqa: BLE001 - a route's bug must not look transient
                 log.error("route %s failed:\n%s", name, traceback.format_exc())
                 status, payload = "400 Bad Request", {"error": f"{type(exc).__name__}: {exc}"}
-        body = json.dumps(payload, default=str).encode()
-        start_response(status, [("Content-Type", "application/json"),
-                                ("Content-Length", str(len(body)))])
-        return [body]
+        return GdlabApp._gdlab_answer(start_response, status, payload)
 
 
 def _close(body: Any) -> None:
@@ -212,9 +258,9 @@ def _build_inner() -> Any:
     return DomainDispatcherApplication(create_backend_app)
 
 
-def build_app() -> GdlabApp:
+def build_app(credentials: LocalCredentials | None = None) -> GdlabApp:
     """moto's dispatcher, with gdlab's extensions installed first."""
-    return GdlabApp(_build_inner())
+    return GdlabApp(_build_inner(), credentials)
 
 
 def _moto_handler() -> type:
@@ -229,7 +275,8 @@ def _moto_handler() -> type:
     return QuietMotoHandler
 
 
-def _make_server(host: str, port: int, lazy: bool = False, home: str | None = None) -> Any:
+def _make_server(host: str, port: int, credentials: LocalCredentials, lazy: bool = False,
+                 home: str | None = None) -> Any:
     from werkzeug.serving import WSGIRequestHandler, make_server
 
     moto_handler: list[type] = []
@@ -251,7 +298,7 @@ def _make_server(host: str, port: int, lazy: bool = False, home: str | None = No
 
     # lazy: bind and answer /_gdlab/status at once, load moto in a thread (the daemon's
     # start returns sooner; AWS requests wait for the load).
-    app = GdlabApp() if lazy else build_app()
+    app = GdlabApp(credentials=credentials) if lazy else build_app(credentials)
     server = make_server(host, port, app, threaded=True, request_handler=QuietHandler)
     _state.update(started_at=_now_iso(), started_epoch=time.time(), cloud_id=new_cloud_id(),
                   home=home)
@@ -290,26 +337,37 @@ WARM_REQUESTS: list[tuple[str, str, str, dict[str, str], str]] = [
 ]
 
 
-def warm(endpoint: str, region: str) -> None:
+def warm(endpoint: str, region: str, credentials: LocalCredentials) -> None:
     """Prime the backends in the background so the first lab does not pay for moto's lazy
     start-up (seconds, one time per server). Errors only mean a colder start."""
     import urllib.error
     import urllib.request
 
     for service, method, path, headers, body in WARM_REQUESTS:
-        scope = f"gdlablocal/20260101/{region}/{service}/aws4_request"
         request = urllib.request.Request(
-            endpoint + path,
-            data=body.encode() if body else None,
-            method=method,
-            headers={**headers, "Authorization": f"AWS4-HMAC-SHA256 Credential={scope}"},
-        )
+            endpoint + path, data=body.encode() if body else None, method=method,
+            headers=sign(credentials, service, region, method, endpoint + path, headers,
+                         body.encode()))
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
                 response.read()
         except (urllib.error.URLError, OSError):  # a 4xx (Security Hub not enabled) is fine
             continue
     release_memory()
+
+
+def sign(credentials: LocalCredentials, service: str, region: str, method: str, url: str,
+         headers: dict[str, str], body: bytes) -> dict[str, str]:
+    """The headers of a SigV4-signed request (botocore's signer, without service models)."""
+    from botocore.auth import S3SigV4Auth, SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    request = AWSRequest(method=method, url=url, data=body, headers=headers)
+    signer = S3SigV4Auth if service == "s3" else SigV4Auth
+    signer(Credentials(credentials.access_key_id, credentials.secret_access_key), service,
+           region).add_auth(request)
+    return dict(request.headers.items())
 
 
 def release_memory() -> None:
@@ -332,11 +390,17 @@ def serve(port: int, host: str = "127.0.0.1", home: str | None = None) -> None:
     os.environ.setdefault("MOTO_PORT", str(port))  # moto builds some URLs (SQS...) from it
     from pathlib import Path
 
+    from gdlab.lab.state import gdlab_home
+    from gdlab.local.credentials import load_or_create
+
     resolved = str(Path(home).expanduser().resolve()) if home else None
-    server = _make_server(host, port, lazy=True, home=resolved)
+    # The cloud's own credentials (made at its first start); nothing else signs for it.
+    credentials = load_or_create(Path(resolved) if resolved else gdlab_home())
+    server = _make_server(host, port, credentials, lazy=True, home=resolved)
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     threading.Thread(
-        target=warm, args=(f"http://{host}:{port}", region), name="gdlab-warm", daemon=True
+        target=warm, args=(f"http://{host}:{port}", region, credentials), name="gdlab-warm",
+        daemon=True,
     ).start()
 
     def stop(signum: int, frame: Any) -> None:
@@ -360,8 +424,12 @@ class InProcessServer:
         boto3.client("ec2", endpoint_url=server.endpoint, ...)
     """
 
-    def __init__(self, port: int = 0, host: str = "127.0.0.1"):
+    def __init__(self, port: int = 0, host: str = "127.0.0.1",
+                 credentials: LocalCredentials | None = None):
+        """`credentials`: the administrator's key it accepts; by default the key of this
+        process's GDLAB_HOME (made there if it has none), as the daemon of that home has."""
         self.host = host
+        self.credentials = credentials
         self.requested_port = port
         self.port: int | None = None
         self.cloud_id: str | None = None  # made at each start, as the daemon's server does
@@ -377,7 +445,12 @@ class InProcessServer:
     def start(self) -> InProcessServer:
         if self._server is not None:
             return self
-        self._server = _make_server(self.host, self.requested_port)
+        if self.credentials is None:
+            from gdlab.lab.state import gdlab_home
+            from gdlab.local.credentials import load_or_create
+
+            self.credentials = load_or_create(gdlab_home())
+        self._server = _make_server(self.host, self.requested_port, self.credentials)
         self.port = self._server.server_address[1]
         self.cloud_id = _state["cloud_id"]
         self._thread = threading.Thread(
