@@ -22,7 +22,7 @@ def gdlab(run_cli, local_server):
 def client(local_server):
     def make(service: str):
         return boto3.client(service, endpoint_url=local_server.endpoint, region_name="us-east-1",
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
+                            **local_server.credentials.boto3_kwargs())
 
     return make
 
@@ -197,3 +197,30 @@ def test_run_interrupted_still_tears_down(gdlab, client, monkeypatch):
         Filters=[{"Name": "instance-state-name", "Values": ["running", "pending"]}]
     )["Reservations"] == []
     assert client("lambda").list_functions()["Functions"] == []
+
+
+def test_a_responder_missing_one_permission_fails_as_on_aws_and_verify_names_it(gdlab, client):
+    """IAM is enforced for the responder's role session: without
+    ec2:ModifyNetworkInterfaceAttribute it cannot isolate, gets EC2's UnauthorizedOperation,
+    and verify says which call was refused."""
+    state = setup_lab(gdlab)
+    iam = client("iam")
+    role = resource(state, "responder-role")
+    policy = iam.get_role_policy(RoleName=role, PolicyName="gdlab-responder")["PolicyDocument"]
+    kept = [s for s in policy["Statement"] if s["Action"] != "ec2:ModifyNetworkInterfaceAttribute"]
+    assert len(kept) == len(policy["Statement"]) - 1
+    iam.put_role_policy(RoleName=role, PolicyName="gdlab-responder",
+                        PolicyDocument=json.dumps({**policy, "Statement": kept}))
+    assert gdlab("trigger")[0] == 0
+    gdlab("watch", "--timeout", "5s")
+    code, out, _ = gdlab("verify", "--json")
+    assert code == 1
+    verify = json.loads(out)
+    by_name = {c["name"]: c for c in verify["checks"]}
+    responder = by_name["responder-ran"]
+    assert responder["status"] == "fail"
+    assert "UnauthorizedOperation" in responder["evidence"]
+    assert "ModifyNetworkInterfaceAttribute" in responder["evidence"]
+    assert by_name["enis-isolated"]["status"] == "fail"
+    assert by_name["guardduty-finding"]["status"] == "pass"
+    gdlab("teardown")

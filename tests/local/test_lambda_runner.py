@@ -47,7 +47,15 @@ def lambda_handler(event, context):
         time.sleep(event["sleep"])
     if event.get("call"):
         import boto3
-        return {"topics": [t["TopicArn"] for t in boto3.client("sns").list_topics()["Topics"]]}
+        from botocore.exceptions import ClientError
+        me = boto3.client("sts").get_caller_identity()["Arn"]
+        keys = {k: os.environ.get(k, "")[:4] for k in ("AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN")}
+        try:
+            topics = [t["TopicArn"] for t in boto3.client("sns").list_topics()["Topics"]]
+        except ClientError as exc:
+            return {"me": me, "keys": keys, "refused": exc.response["Error"]["Code"],
+                    "message": exc.response["Error"]["Message"]}
+        return {"me": me, "keys": keys, "topics": topics}
     return {"region": os.environ["AWS_REGION"], "name": os.environ["AWS_LAMBDA_FUNCTION_NAME"],
             "color": os.environ["COLOR"], "endpoint": os.environ.get("AWS_ENDPOINT_URL"),
             "request": context.aws_request_id, "echo": event, "pid": os.getpid(),
@@ -62,8 +70,8 @@ def code(source: str = HANDLER) -> bytes:
     return buffer.getvalue()
 
 
-def make_function(client, name: str = "responder", timeout: int = 10, source: str = HANDLER
-                  ) -> str:
+def make_function(client, name: str = "responder", timeout: int = 10, source: str = HANDLER,
+                  allow: tuple[str, ...] = ()) -> str:
     role = client("iam").create_role(RoleName=f"{name}-role", AssumeRolePolicyDocument=json.dumps(
         {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
                                                  "Principal": {"Service": "lambda.amazonaws.com"}}]}
@@ -72,7 +80,7 @@ def make_function(client, name: str = "responder", timeout: int = 10, source: st
     client("iam").put_role_policy(RoleName=f"{name}-role", PolicyName="logs", PolicyDocument=(
         json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": "*",
                     "Action": ["logs:CreateLogGroup", "logs:CreateLogStream",
-                               "logs:PutLogEvents"]}]})))
+                               "logs:PutLogEvents", *allow]}]})))
     return client("lambda").create_function(
         FunctionName=name, Runtime="python3.12", Role=role, Handler="handler.lambda_handler",
         Code={"ZipFile": code(source)}, Timeout=timeout, MemorySize=256,
@@ -171,17 +179,35 @@ def test_rule_with_lambda_target_runs_it_once(client):
     assert record["result"]["echo"]["source"] == "gdlab.test"
 
 
-def test_handler_calls_back_into_the_local_cloud(local_client, local_server):
+def test_handler_calls_back_into_the_local_cloud_as_its_role(local_client, local_server):
     lambda_runner.clear()
     local_client("sns").create_topic(Name="seen-from-lambda")
-    make_function(local_client)
+    make_function(local_client, allow=("sns:ListTopics",))
     answer = local_client("lambda").invoke(FunctionName="responder", Payload=b'{"call": true}')
     result = json.loads(answer["Payload"].read())
     assert [t.rsplit(":", 1)[-1] for t in result["topics"]] == ["seen-from-lambda"]
-    with urllib.request.urlopen(f"{local_server.endpoint}/_gdlab/invocations?function=responder"
-                                ) as reply:
-        (record,) = json.loads(reply.read())
+    # A session of the execution role named after the function, as Lambda's are; nothing of
+    # the local cloud's or the test's own keys.
+    assert result["me"] == "arn:aws:sts::123456789012:assumed-role/responder-role/responder"
+    assert result["keys"]["AWS_ACCESS_KEY_ID"] == "ASIA" and result["keys"]["AWS_SESSION_TOKEN"]
+    from gdlab.local.api import fetch
+
+    (record,) = fetch(local_server.endpoint, "invocations",
+                      credentials=local_server.credentials, function="responder")
     assert record["status"] == "Success" and record["log_group"] == "/aws/lambda/responder"
+
+
+def test_a_call_its_role_does_not_allow_is_refused_as_aws_refuses_it(local_client):
+    lambda_runner.clear()
+    make_function(local_client)  # logs only: no sns:ListTopics
+    answer = local_client("lambda").invoke(FunctionName="responder", Payload=b'{"call": true}')
+    result = json.loads(answer["Payload"].read())
+    assert result["refused"] == "AuthorizationError"
+    assert result["message"].startswith(
+        "User: arn:aws:sts::123456789012:assumed-role/responder-role/responder is not "
+        "authorized to perform: SNS:ListTopics on resource: ")
+    assert result["message"].endswith(
+        " because no identity-based policy allows the SNS:ListTopics action")
 
 
 # --- warm execution environments -------------------------------------------------------
@@ -338,8 +364,12 @@ def test_no_environment_outlives_the_server(how, free_port, tmp_path):
 
         assert wait_for(ready, 60)
 
+        from gdlab.local.credentials import load
+
+        keys = load(tmp_path).boto3_kwargs()  # the server made them at its start
+
         def remote(service):
-            return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1")
+            return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1", **keys)
 
         make_function(remote)
         pid = call(remote)["pid"]

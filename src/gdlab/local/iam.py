@@ -41,35 +41,3 @@ def install() -> None:
 
     models.IAMBackend._init_aws_policies = _init_aws_policies
     _installed = True
-
-
-def role_allows(account: str, role_arn: str, action: str) -> bool:
-    """Whether an identity policy of the role allows `action` (actions only; the local cloud
-    asks just whether Lambda may recreate a function's deleted log group)."""
-    import fnmatch
-
-    from moto.iam.models import iam_backends
-
-    try:
-        role = iam_backends[account]["global"].get_role(str(role_arn).rsplit("/", 1)[-1])
-    except Exception:  # noqa: BLE001 - a role that is gone allows nothing
-        return False
-    documents = list(role.policies.values()) + [
-        version.document
-        for policy in role.managed_policies.values()
-        for version in policy.policy_version_list
-        if version.is_default
-    ]
-    for document in documents:
-        try:
-            statements = json.loads(document).get("Statement", [])
-        except (TypeError, ValueError):
-            continue
-        for statement in statements if isinstance(statements, list) else [statements]:
-            actions = statement.get("Action", [])
-            actions = [actions] if isinstance(actions, str) else actions
-            if statement.get("Effect") == "Allow" and any(
-                fnmatch.fnmatchcase(action.lower(), str(a).lower()) for a in actions
-            ):
-                return True
-    return False

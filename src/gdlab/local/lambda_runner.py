@@ -55,6 +55,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from gdlab.local import lambda_checks, lambda_session
+from gdlab.local.lambda_session import RoleSession
+
 log = logging.getLogger("gdlab.local.lambda_runner")
 
 MAX_KEPT = 1000
@@ -268,7 +271,9 @@ def _now_iso() -> str:
 
 
 def _environment(fn: Any, task_root: str, stream: str, url: str | None,
-                 sentinel: str) -> dict[str, str]:
+                 sentinel: str, session: RoleSession) -> dict[str, str]:
+    """The function's own variables, Lambda's, and its role's session: nothing of the
+    local cloud's own environment but PATH."""
     env = {k: str(v) for k, v in (fn.environment_vars or {}).items()}
     region = fn.region
     env.update({
@@ -289,10 +294,7 @@ def _environment(fn: Any, task_root: str, stream: str, url: str | None,
         "AWS_LAMBDA_LOG_STREAM_NAME": stream,
         "AWS_REGION": region,
         "AWS_DEFAULT_REGION": region,
-        # The local cloud accepts any credentials; these are the function role's stand-in.
-        "AWS_ACCESS_KEY_ID": "gdlablocal",
-        "AWS_SECRET_ACCESS_KEY": "gdlablocal",
-        "AWS_SESSION_TOKEN": "gdlablocal",
+        **session.environment(),
         "_GDLAB_FUNCTION_ARN": fn.function_arn,
         "_GDLAB_SENTINEL": sentinel,
     })
@@ -311,7 +313,7 @@ _logs_lock = threading.Lock()
 def _write_logs(fn: Any, stream: str, lines: list[tuple[int, str]]) -> None:
     from moto.logs.models import logs_backends
 
-    from gdlab.local.iam import role_allows
+    from gdlab.local.policy import role_allows
 
     logs = logs_backends[fn.account_id][fn.region]
     group = f"/aws/lambda/{fn.function_name}"
@@ -367,7 +369,9 @@ class Environment:
             task_root = os.path.join(self._work, "task")
             with zipfile.ZipFile(io.BytesIO(fn.code_bytes)) as archive:
                 archive.extractall(task_root)
-            env = _environment(fn, task_root, self.stream, url, self._sentinel.decode())
+            self.session = lambda_session.issue(fn)
+            env = _environment(fn, task_root, self.stream, url, self._sentinel.decode(),
+                               self.session)
             # Own session: a kill takes whatever the handler started with it.
             self.proc = subprocess.Popen(
                 [sys.executable, "-c", RUNTIME], stdin=subprocess.PIPE,
@@ -387,7 +391,8 @@ class Environment:
         return self.proc.pid
 
     def alive(self) -> bool:
-        return not self._eof and self.proc.poll() is None
+        # An environment whose role session is about to end is not reused (see lambda_session).
+        return not self._eof and self.proc.poll() is None and not self.session.renew_due()
 
     def _read(self) -> None:
         ready = self._sentinel + b' "ready"'
@@ -732,6 +737,7 @@ def _hook_lifecycle() -> None:
 
     @functools.wraps(original_create)
     def create_function(self: Any, spec: dict[str, Any]) -> Any:
+        lambda_checks.check_create(self, spec)
         created = original_create(self, spec)
         fn = latest(self, spec.get("FunctionName") or "")
         if fn is not None:
@@ -742,6 +748,7 @@ def _hook_lifecycle() -> None:
     def updater(original: Any) -> Any:
         @functools.wraps(original)
         def update(self: Any, function_name: str, qualifier: Any, body: Any) -> Any:
+            lambda_checks.check_update(self, body)
             answer = original(self, function_name, qualifier, body)
             fn = latest(self, function_name)
             if fn is not None and not (isinstance(body, dict) and body.get("DryRun")):
