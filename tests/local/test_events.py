@@ -152,3 +152,20 @@ def test_a_raw_aws_source_is_refused_per_entry_and_fires_nothing(local_server, w
         {"ErrorCode": "NotAuthorizedForSourceException",
          "ErrorMessage": "Not authorized for the source."}]}
     assert _delivered(sqs, url) == []
+
+
+def test_rule_reads_leave_absent_members_out(events):
+    calls = capture_raw(events)
+    events.put_rule(Name="no-nulls", EventPattern=json.dumps({"source": ["gdlab.test"]}))
+    events.put_targets(Rule="no-nulls", Targets=[{"Id": "t", "Arn": (
+        "arn:aws:sns:us-east-1:123456789012:somewhere")}])
+    assert "NextToken" not in events.list_rules()
+    events.describe_rule(Name="no-nulls")
+    events.list_targets_by_rule(Rule="no-nulls")
+    events.list_event_buses()
+    events.describe_event_bus()
+    for operation, _status, body in calls:
+        assert b"null" not in body, (operation, body)
+        assert_wire_shape("events", operation, body)
+    events.remove_targets(Rule="no-nulls", Ids=["t"])
+    events.delete_rule(Name="no-nulls")

@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -118,6 +119,36 @@ def test_event_pattern(self: Any) -> str:
 test_event_pattern.__test__ = False  # type: ignore[attr-defined]
 
 
+def _drop_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_nulls(v) for v in value]
+    return value
+
+
+def _without_nulls(handler: Any) -> Any:
+    """moto writes absent members as null ("NextToken": null when there is no next page);
+    AWS's JSON protocol leaves them out."""
+
+    @functools.wraps(handler)
+    def answer(self: Any) -> Any:
+        body, headers = handler(self)
+        if not isinstance(body, str) or not body.startswith("{"):
+            return body, headers
+        data = _drop_nulls(json.loads(body))
+        for rule in data.get("Rules", []) if isinstance(data.get("Rules"), list) else []:
+            rule.pop("CreatedBy", None)  # DescribeRule's member; ListRules' Rule has none
+        return json.dumps(data), headers
+
+    return answer
+
+
+# Read calls whose moto answers carry null members.
+NULL_FREE = ("list_rules", "describe_rule", "list_targets_by_rule", "list_event_buses",
+             "describe_event_bus")
+
+
 def install() -> None:
     global _installed
     if _installed:
@@ -126,4 +157,6 @@ def install() -> None:
 
     EventsHandler.put_events = _refuse_aws_sources(EventsHandler.put_events)
     EventsHandler.test_event_pattern = test_event_pattern
+    for name in NULL_FREE:
+        setattr(EventsHandler, name, _without_nulls(getattr(EventsHandler, name)))
     _installed = True
