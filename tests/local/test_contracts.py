@@ -384,6 +384,12 @@ def test_eventbridge_api_corrections_patch_the_handler():
     assert InvalidEventPatternException("x").error_type == "InvalidEventPatternException"
     with pytest.raises(InvalidEventPatternException):
         EventPattern.load('{"source": "aws.guardduty"}')
+    # the null-free reads wrap handlers that answer (JSON text, headers)
+    for name in events.NULL_FREE:
+        original = inspect.unwrap(getattr(EventsHandler, name))
+        assert params(original) == ["self"], name
+        assert "json.dumps" in inspect.getsource(original) or "_create_response" in \
+            inspect.getsource(original), name
 
 
 def test_iam_managed_policies_seam():
