@@ -179,13 +179,31 @@ def test_a_role_session_may_do_what_its_role_allows_and_nothing_more(local_serve
     assert (s3["code"], s3["status"]) == ("AccessDenied", 403)
 
 
-def test_an_iam_users_key_signs_while_it_is_active(local_server):
+def test_an_iam_users_key_signs_while_it_is_active_and_its_policies_decide(local_server):
     iam = client(local_server, "iam", **local_server.credentials.boto3_kwargs())
     iam.create_user(UserName="dev")
+    iam.create_group(GroupName="readers")
+    iam.add_user_to_group(GroupName="readers", UserName="dev")
+    iam.put_group_policy(GroupName="readers", PolicyName="list", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": "*", "Action": [
+            "s3:ListAllMyBuckets", "guardduty:ListDetectors"]}]}))
     key = iam.create_access_key(UserName="dev")["AccessKey"]
     keys = {"aws_access_key_id": key["AccessKeyId"],
             "aws_secret_access_key": key["SecretAccessKey"]}
     sts = client(local_server, "sts", **keys)
     assert sts.get_caller_identity()["Arn"] == f"arn:aws:iam::{ACCOUNT}:user/dev"
+    assert "Buckets" in client(local_server, "s3", **keys).list_buckets()
+    gd = client(local_server, "guardduty", **keys)
+    assert gd.list_detectors()["DetectorIds"] == []
+    # The incident's responder for a stolen key: a deny-all attached to the user.
+    deny_all = iam.create_policy(PolicyName="deny-all", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "*",
+                                                "Resource": "*"}]}))["Policy"]["Arn"]
+    iam.attach_user_policy(UserName="dev", PolicyArn=deny_all)
+    denied = refused(gd.list_detectors)
+    assert denied["code"] == "AccessDeniedException"
+    assert denied["message"].startswith(f"User: arn:aws:iam::{ACCOUNT}:user/dev is not "
+                                        "authorized to perform: guardduty:ListDetectors")
+    assert "explicit deny" in denied["message"]
     iam.update_access_key(UserName="dev", AccessKeyId=key["AccessKeyId"], Status="Inactive")
     assert refused(sts.get_caller_identity)["code"] == "InvalidClientTokenId"

@@ -40,8 +40,8 @@ class Caller:
     access_key_id: str
     arn: str
     account: str
-    # A role session, whose identity policies decide each request; None: the local
-    # administrator (the account's root), or an IAM user (see enforce.py).
+    # A role session or an IAM user, whose identity policies decide each request; None:
+    # the local administrator (the account's root).
     principal: Principal | None = None
 
 
@@ -98,8 +98,9 @@ def _iam_user_keys(access_key_id: str) -> _Key | None:
             for user in list(backend.users.values()):
                 for key in user.access_keys:
                     if key.access_key_id == access_key_id and key.status == "Active":
+                        principal = Principal.user(account, user.arn, user.name)
                         return _Key(key.secret_access_key,
-                                    Caller(access_key_id, user.arn, account))
+                                    Caller(access_key_id, user.arn, account, principal))
     return None
 
 

@@ -1,7 +1,8 @@
 """IAM enforced in the local cloud: a request signed by a role session (a Lambda function's
-execution role, or any AssumeRole session) is evaluated against the role's identity policies
-(policy.py) before moto acts on it, and refused with the service's own error when they do not
-allow it. The local administrator is the account's root: nothing is evaluated for it.
+execution role, or any AssumeRole session) or by an IAM user's access key is evaluated against
+that role's or user's identity policies (policy.py) before moto acts on it, and refused with
+the service's own error when they do not allow it. The local administrator is the account's
+root: nothing is evaluated for it.
 
 Installed into moto at the two places every request passes: BaseResponse.call_action (all
 services but S3) and S3's own authorization hook, which moto calls with the IAM action

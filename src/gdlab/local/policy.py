@@ -359,8 +359,13 @@ def role_documents(account: str, role_name: str) -> list[str]:
         role = iam_backends[account]["global"].get_role(role_name)
     except Exception:  # noqa: BLE001 - a deleted role has no policies: nothing is allowed
         return []
-    documents = [str(document) for document in role.policies.values()]
-    for policy in role.managed_policies.values():
+    return [str(document) for document in role.policies.values()] + _managed_defaults(
+        role.managed_policies)
+
+
+def _managed_defaults(policies: Any) -> list[str]:
+    documents = []
+    for policy in policies.values():
         # policy_version_list is moto's wire view (dicts); the models are in versions.
         for version in getattr(policy, "versions", []):
             if version.is_default:
@@ -368,11 +373,34 @@ def role_documents(account: str, role_name: str) -> list[str]:
     return documents
 
 
+def user_documents(account: str, user_name: str) -> list[str]:
+    """An IAM user's identity policies: its inline and managed ones, and its groups'."""
+    from moto.iam.models import iam_backends
+
+    backend = iam_backends[account]["global"]
+    try:
+        user = backend.get_user(user_name)
+    except Exception:  # noqa: BLE001 - a deleted user has no policies: nothing is allowed
+        return []
+    documents = [str(d) for d in user.policies.values()] + _managed_defaults(
+        user.managed_policies)
+    for group in backend.get_groups_for_user(user_name):
+        documents += [str(d) for d in group.policies.values()]
+        documents += _managed_defaults(group.managed_policies)
+    return documents
+
+
+def principal_documents(principal: Principal) -> list[str]:
+    if principal.is_user:
+        return user_documents(principal.account, principal.user_name)
+    return role_documents(principal.account, principal.role_name)
+
+
 def authorize(response: Any, principal: Principal, action: str) -> None:
-    """Raise AWS's refusal for `action` when the role's identity policies do not allow the
-    request `response` (a moto BaseResponse after setup_class) carries."""
+    """Raise AWS's refusal for `action` when the principal's identity policies do not allow
+    the request `response` (a moto BaseResponse after setup_class) carries."""
     context = context_for(response, principal, action)
-    decision = evaluate(role_documents(principal.account, principal.role_name), context)
+    decision = evaluate(principal_documents(principal), context)
     if not decision.allowed:
         raise refusal(action, principal, decision, context)
 

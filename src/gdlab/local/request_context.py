@@ -23,6 +23,16 @@ class Principal:
     role_arn: str
     session_name: str
     issued_at: datetime  # UTC, the session's creation (aws:TokenIssueTime)
+    user_name: str = ""  # an IAM user signing with its access key (no role, no session)
+
+    @property
+    def is_user(self) -> bool:
+        return bool(self.user_name)
+
+    @classmethod
+    def user(cls, account: str, arn: str, user_name: str) -> Principal:
+        return cls(account=account, arn=arn, role_name="", role_arn="", session_name="",
+                   issued_at=datetime.now(UTC), user_name=user_name)
 
 
 @dataclass(frozen=True)
@@ -93,10 +103,13 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def principal_keys(principal: Principal) -> dict[str, tuple[str, ...]]:
+def principal_keys(principal: Principal) -> dict[str, Any]:
+    """The principal's global condition keys; a key mapped to None is absent."""
+    if principal.is_user:
+        return _user_keys(principal)
     now = datetime.now(UTC)
     role_id = _role_id(principal.account, principal.role_name)
-    keys = {
+    keys: dict[str, Any] = {
         "aws:principalarn": (principal.role_arn,),  # for a role session: the role's ARN
         "aws:principalaccount": (principal.account,),
         "aws:principaltype": ("AssumedRole",),
@@ -111,6 +124,48 @@ def principal_keys(principal: Principal) -> dict[str, tuple[str, ...]]:
     if role_id:
         keys["aws:userid"] = (f"{role_id}:{principal.session_name}",)
     return keys
+
+
+def _user_keys(principal: Principal) -> dict[str, Any]:
+    user = _iam_user(principal.account, principal.user_name)
+    return {
+        "aws:principalarn": (principal.arn,),
+        "aws:principalaccount": (principal.account,),
+        "aws:principaltype": ("User",),
+        "aws:username": (principal.user_name,),
+        "aws:userid": (str(getattr(user, "id", "")),) if user else UNKNOWN_VALUE,
+        "aws:tokenissuetime": None,  # long-term keys carry no token
+        "aws:currenttime": (_iso(datetime.now(UTC)),),
+        "aws:epochtime": (str(int(time.time())),),
+        "aws:securetransport": ("false",),
+        "aws:sourceip": ("127.0.0.1",),
+        "aws:viaawsservice": ("false",),
+        "aws:principalisawsservice": ("false",),
+    }
+
+
+def _iam_user(account: str, user_name: str) -> Any:
+    from moto.iam.models import iam_backends
+
+    try:
+        return iam_backends[account]["global"].get_user(user_name)
+    except Exception:  # noqa: BLE001 - a deleted user: no id, no tags
+        return None
+
+
+def _tags_of(entity: Any) -> dict[str, str]:
+    raw = getattr(entity, "tags", None) or {}
+    if isinstance(raw, list):  # moto keeps tags as [{"Key": ..., "Value": ...}]
+        return {str(t.get("Key")): str(t.get("Value", "")) for t in raw if isinstance(t, dict)}
+    return {str(k): str(v.get("Value", "")) if isinstance(v, dict) else str(v)
+            for k, v in raw.items()}
+
+
+def principal_tags(principal: Principal) -> dict[str, str]:
+    if principal.is_user:
+        user = _iam_user(principal.account, principal.user_name)
+        return _tags_of(user) if user else {}
+    return role_tags(principal.account, principal.role_name)
 
 
 def _iam_role(account: str, role_name: str) -> Any:
@@ -129,11 +184,7 @@ def _role_id(account: str, role_name: str) -> str:
 
 def role_tags(account: str, role_name: str) -> dict[str, str]:
     role = _iam_role(account, role_name)
-    raw = getattr(role, "tags", None) or {}
-    if isinstance(raw, list):  # moto keeps a role's tags as [{"Key": ..., "Value": ...}]
-        return {str(t.get("Key")): str(t.get("Value", "")) for t in raw if isinstance(t, dict)}
-    return {str(k): str(v.get("Value", "")) if isinstance(v, dict) else str(v)
-            for k, v in raw.items()}
+    return _tags_of(role) if role else {}
 
 
 # --- request parameters ------------------------------------------------------------------
@@ -197,11 +248,12 @@ def context_for(response: Any, principal: Principal, action: str) -> RequestCont
     return RequestContext(
         action=action, resources=resources, keys=keys,
         request_tags=None if params is None else tags_in(params),
-        principal_tags=role_tags(principal.account, principal.role_name))
+        principal_tags=principal_tags(principal))
 
 
 def as_json(context: RequestContext) -> str:
     """The context as AWS's decoded authorization message lists it (for the EC2 refusal)."""
     return json.dumps({"action": context.action,
                        "resources": [r.arn or "*" for r in context.resources],
-                       "conditions": {k: list(v) for k, v in sorted(context.keys.items())}})
+                       "conditions": {k: list(v) for k, v in sorted(context.keys.items())
+                                      if isinstance(v, tuple)}})
