@@ -75,6 +75,16 @@ def test_guardduty_backend_and_response_shape():
     assert params(GuardDutyBackend.create_detector) == [
         "self", "enable", "finding_publishing_frequency", "data_sources", "tags", "features"]
     assert params(GuardDutyBackend.delete_detector) == ["self", "detector_id"]
+    # GdlabDetector builds on moto's detector: its constructor, update and JSON view
+    assert params(Detector.__init__) == [
+        "self", "account_id", "region_name", "created_at", "finding_publish_freq", "enabled",
+        "datasources", "tags", "features"]
+    assert params(Detector.update) == [
+        "self", "enable", "finding_publishing_frequency", "data_sources", "features"]
+    assert params(GuardDutyBackend.update_detector) == [
+        "self", "detector_id", "enable", "finding_publishing_frequency", "data_sources",
+        "features"]
+    assert params(Detector.to_json) == ["self"]
     assert "detectors" in inspect.getsource(GuardDutyBackend.__init__)
     assert "self.tags" in inspect.getsource(Detector.__init__)
     assert isinstance(inspect.getattr_static(GuardDutyResponse, "guardduty_backend"), property)
@@ -457,6 +467,8 @@ def test_authorization_seams():
     assert params(STSBackend.assume_role) == [
         "self", "region_name", "role_session_name", "role_arn", "policy", "duration",
         "external_id"]
+    assert params(inspect.unwrap(STSBackend.get_caller_identity)) == [
+        "self", "access_key_id", "region"]
     role = inspect.getsource(AssumedRole.__init__)
     for attribute in ("self.access_key_id", "self.secret_access_key", "self.session_token",
                       "self.expiration", "self.role_arn", "self.session_name"):
