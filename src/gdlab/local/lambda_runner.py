@@ -27,26 +27,21 @@ module state such as boto3 clients persists between invocations:
 The Invoke API answers with the handler's JSON result, or ``X-Amz-Function-Error:
 Unhandled`` and Lambda's error payload ``{errorMessage, errorType, stackTrace}``. Every
 invocation is kept in memory and listed at ``/_gdlab/invocations`` (``?function=NAME``).
+
+This module holds invoke, the invocation records, log writing, the lifecycle hooks and
+install(); lambda_pool the environments per function, lambda_environment one environment's
+process, and lambda_bootstrap the runtime that process runs.
 """
 
 from __future__ import annotations
 
-import atexit
 import base64
 import contextlib
 import functools
-import hashlib
-import io
 import json
 import logging
 import math
 import os
-import queue
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -55,8 +50,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from gdlab.local import lambda_checks, lambda_session
-from gdlab.local.lambda_session import RoleSession
+from gdlab.local import lambda_checks, lambda_pool
+from gdlab.local.lambda_environment import Environment, EnvironmentDead, new_stream
+from gdlab.local.lambda_pool import _acquire, _release, environments, retire, shutdown
+
+# Callers import these from here, as before the runner was split into its parts.
+__all__ = ["Environment", "EnvironmentDead", "Invocation", "clear", "endpoint",
+           "environments", "install", "invocations", "invoke", "prewarm", "retire",
+           "set_endpoint", "shutdown"]
 
 log = logging.getLogger("gdlab.local.lambda_runner")
 
@@ -68,142 +69,6 @@ _invocations: list[Invocation] = []
 _endpoint: str | None = None  # set explicitly
 _seen_endpoint: str | None = None  # where clients reached the server
 _installed = False
-
-# Runs inside each execution environment: the Lambda runtime's part, for Python handlers.
-# Init imports the handler once; then one request per line on a private copy of stdin, each
-# answered by a line starting with the sentinel on a private copy of stdout (after the
-# handler's own output, which shares the pipe).
-RUNTIME = r"""
-import json, logging, os, resource, sys, threading, time, traceback
-
-sentinel = os.environ.pop("_GDLAB_SENTINEL").encode()
-requests = os.fdopen(os.dup(0), "rb")
-answers = os.fdopen(os.dup(1), "wb")
-os.dup2(os.open(os.devnull, os.O_RDONLY), 0)  # the protocol is not the handler's to read
-parent = os.getppid()
-request_id = ""
-deadline = 0.0
-
-
-def watch_parent():
-    # The local cloud died without killing us (SIGKILL): do not outlive it.
-    while os.getppid() == parent:
-        time.sleep(0.5)
-    os._exit(0)
-
-
-threading.Thread(target=watch_parent, daemon=True).start()
-
-
-class LambdaFormatter(logging.Formatter):
-    converter = time.gmtime
-
-    def format(self, record):
-        record.aws_request_id = request_id
-        return super().format(record).replace("\n", "\r")
-
-
-handler = logging.StreamHandler(sys.stdout)
-handler.setFormatter(LambdaFormatter(
-    "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s",
-    "%Y-%m-%dT%H:%M:%S"))
-root = logging.getLogger()
-root.handlers = [handler]
-root.setLevel(logging.WARNING)
-
-
-class Context:
-    function_name = os.environ["AWS_LAMBDA_FUNCTION_NAME"]
-    function_version = os.environ["AWS_LAMBDA_FUNCTION_VERSION"]
-    invoked_function_arn = os.environ["_GDLAB_FUNCTION_ARN"]
-    memory_limit_in_mb = os.environ["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"]
-    log_group_name = os.environ["AWS_LAMBDA_LOG_GROUP_NAME"]
-    log_stream_name = os.environ["AWS_LAMBDA_LOG_STREAM_NAME"]
-    identity = None
-    client_context = None
-
-    def __init__(self, aws_request_id, deadline):
-        self.aws_request_id = aws_request_id
-        self._deadline = deadline
-
-    def get_remaining_time_in_millis(self):
-        return max(0, int((self._deadline - time.time()) * 1000))
-
-
-def peak_kb():
-    # VmHWM starts afresh at exec; ru_maxrss can carry the forking parent's size.
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
-def answer(body):
-    sys.stdout.flush()
-    sys.stderr.flush()
-    answers.write(b"\n" + sentinel + b" " + json.dumps(body).encode() + b"\n")
-    answers.flush()
-
-
-def finish(outcome):
-    outcome["max_rss_kb"] = peak_kb()
-    answer(outcome)
-
-
-def error(kind, message, trace=None):
-    body = {"errorMessage": message, "errorType": kind, "requestId": request_id,
-            "stackTrace": trace or []}
-    line = f"[ERROR] {kind}: {message}"
-    if trace:
-        line += "\rTraceback (most recent call last):\r" + "".join(trace).replace("\n", "\r")
-    sys.stdout.write(line.rstrip("\r") + "\n")
-    return {"error": body}
-
-
-module_name, _, function_name = os.environ["_HANDLER"].rpartition(".")
-module_name = module_name.replace("/", ".")
-sys.path.insert(0, os.environ["LAMBDA_TASK_ROOT"])
-init_error = None
-fn = None
-try:
-    import importlib
-    module = importlib.import_module(module_name)
-except Exception as exc:
-    init_error = ("Runtime.ImportModuleError",
-                  f"Unable to import module '{module_name}': {exc}")
-else:
-    fn = getattr(module, function_name, None)
-    if fn is None:
-        init_error = ("Runtime.HandlerNotFound",
-                      f"Handler '{function_name}' missing on module '{module_name}'")
-answer("ready")
-
-for raw in requests:
-    request = json.loads(raw)
-    request_id, deadline = request["id"], request["deadline"]
-    if init_error:
-        # As Lambda does: the failed init is reported on the invocation, the environment
-        # is discarded and the next invocation tries the init again.
-        outcome = error(*init_error)
-        outcome["exit"] = True
-        finish(outcome)
-        break
-    try:
-        event = json.loads(request["payload"] or "{}")
-        value = fn(event, Context(request_id, deadline))
-    except Exception as exc:
-        frames = traceback.format_tb(exc.__traceback__)[1:]
-        finish(error(type(exc).__name__, str(exc), frames))
-        continue
-    try:
-        finish({"result": json.dumps(value)})
-    except TypeError as exc:
-        finish(error("Runtime.MarshalError", f"Unable to marshal response: {exc}"))
-"""
 
 
 @dataclass
@@ -270,43 +135,6 @@ def _now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _environment(fn: Any, task_root: str, stream: str, url: str | None,
-                 sentinel: str, session: RoleSession) -> dict[str, str]:
-    """The function's own variables, Lambda's, and its role's session: nothing of the
-    local cloud's own environment but PATH."""
-    env = {k: str(v) for k, v in (fn.environment_vars or {}).items()}
-    region = fn.region
-    env.update({
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "LANG": "en_US.UTF-8",
-        "TZ": ":UTC",
-        "PYTHONPATH": task_root,
-        "PYTHONUNBUFFERED": "1",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "LAMBDA_TASK_ROOT": task_root,
-        "_HANDLER": fn.handler or "",
-        "AWS_EXECUTION_ENV": f"AWS_Lambda_{fn.run_time}",
-        "AWS_LAMBDA_FUNCTION_NAME": fn.function_name,
-        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory_size),
-        "AWS_LAMBDA_FUNCTION_TIMEOUT": str(fn.timeout),
-        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{fn.function_name}",
-        "AWS_LAMBDA_LOG_STREAM_NAME": stream,
-        "AWS_REGION": region,
-        "AWS_DEFAULT_REGION": region,
-        **session.environment(),
-        "_GDLAB_FUNCTION_ARN": fn.function_arn,
-        "_GDLAB_SENTINEL": sentinel,
-    })
-    if url:
-        env["AWS_ENDPOINT_URL"] = url
-    return env
-
-
-def _new_stream() -> str:
-    return f"{datetime.now(timezone.utc):%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}"
-
-
 _logs_lock = threading.Lock()
 
 
@@ -334,293 +162,10 @@ def _write_logs(fn: Any, stream: str, lines: list[tuple[int, str]]) -> None:
         logs.put_log_events(group, stream, events)
 
 
-# --- execution environments -------------------------------------------------------------
-INIT_TIMEOUT = 10.0  # Lambda's limit on the init phase
-MAX_IDLE = 4  # warm environments kept per function once a burst is over
-DRAIN_SECONDS = 0.5  # how long a killed environment's last output is awaited
-
-_pool_lock = threading.Condition()  # notified when a pre-warmed environment is ready
-_pools: dict[str, _Pool] = {}  # by function ARN
-_generations: dict[str, int] = {}  # bumped by update/delete: older environments retire
-_environments: set[Environment] = set()  # every live one, for the exit sweep
-
-
-class EnvironmentDead(Exception):
-    """The environment was gone before it read the request: safe to run it elsewhere."""
-
-
-class Environment:
-    """One long-lived runtime process for one function configuration, serving one invocation
-    at a time; its log stream is its own, as in Lambda."""
-
-    def __init__(self, fn: Any, key: tuple[Any, ...], url: str | None):
-        self.key = key
-        self.arn = fn.function_arn
-        self.stream = _new_stream()
-        self.retired = False
-        self.invocations = 0
-        self.sent_at: float | None = None  # when the current request was written
-        self._sentinel = uuid.uuid4().hex.encode()
-        self._lines: queue.Queue[bytes | None] = queue.Queue()
-        self._ready = threading.Event()
-        self._eof = False
-        self._work = tempfile.mkdtemp(prefix="gdlab-lambda-")
-        try:
-            task_root = os.path.join(self._work, "task")
-            with zipfile.ZipFile(io.BytesIO(fn.code_bytes)) as archive:
-                archive.extractall(task_root)
-            self.session = lambda_session.issue(fn)
-            env = _environment(fn, task_root, self.stream, url, self._sentinel.decode(),
-                               self.session)
-            # Own session: a kill takes whatever the handler started with it.
-            self.proc = subprocess.Popen(
-                [sys.executable, "-c", RUNTIME], stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=task_root, env=env,
-                start_new_session=True,
-            )
-        except BaseException:
-            shutil.rmtree(self._work, ignore_errors=True)
-            raise
-        with _pool_lock:
-            _environments.add(self)
-        threading.Thread(target=self._read, name=f"gdlab-lambda-env-{self.proc.pid}",
-                         daemon=True).start()
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        # An environment whose role session is about to end is not reused (see lambda_session).
-        return not self._eof and self.proc.poll() is None and not self.session.renew_due()
-
-    def _read(self) -> None:
-        ready = self._sentinel + b' "ready"'
-        assert self.proc.stdout is not None
-        for line in iter(self.proc.stdout.readline, b""):
-            if line.rstrip(b"\n") == ready:
-                self._ready.set()
-            else:
-                self._lines.put(line)
-        self._eof = True
-        self._lines.put(None)
-        self._ready.set()
-
-    def run(self, request_id: str, payload: str, timeout: float
-            ) -> tuple[dict[str, Any], list[str], bool]:
-        """(outcome, output lines, timed out). Raises EnvironmentDead if nothing ran."""
-        output: list[str] = []
-        self.sent_at = None
-        if not self._ready.wait(INIT_TIMEOUT):
-            self.kill()
-            return {}, self._drain(output), True
-        if not self.alive():
-            if self.invocations == 0:
-                # Init itself ended the process: that is this invocation's error.
-                return self._exited(request_id), self._drain(output), False
-            raise EnvironmentDead()
-        self.invocations += 1
-        request = {"id": request_id, "payload": payload, "deadline": time.time() + timeout}
-        try:
-            assert self.proc.stdin is not None
-            self.proc.stdin.write(json.dumps(request).encode("utf-8") + b"\n")
-            self.proc.stdin.flush()
-        except OSError:
-            self.kill()
-            raise EnvironmentDead() from None
-        self.sent_at = time.monotonic()
-        until = self.sent_at + timeout
-        while True:
-            try:
-                line = self._lines.get(timeout=max(0.0, until - time.monotonic()))
-            except queue.Empty:
-                self.kill()  # AWS discards a timed-out environment too
-                return {}, self._drain(output), True
-            if line is None:
-                return self._exited(request_id), output, False
-            if line.startswith(self._sentinel + b" "):
-                outcome = json.loads(line[len(self._sentinel) + 1:])
-                if outcome.pop("exit", False):
-                    self.kill()
-                return outcome, output, False
-            # Bytes, not text mode: universal newlines would turn "\r" into "\n".
-            output.append(line.decode("utf-8", "replace").rstrip("\n"))
-
-    def _exited(self, request_id: str) -> dict[str, Any]:
-        code = self.proc.wait()
-        self.kill()
-        return {"error": {
-            "errorType": "Runtime.ExitError",
-            "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: "
-                            f"exit status {code}",
-        }}
-
-    def _drain(self, output: list[str]) -> list[str]:
-        """What a dead or killed environment still had in the pipe."""
-        until = time.monotonic() + DRAIN_SECONDS
-        while True:
-            try:
-                line = self._lines.get(timeout=max(0.0, until - time.monotonic()))
-            except queue.Empty:
-                return output
-            if line is None:
-                return output
-            if not line.startswith(self._sentinel):
-                output.append(line.decode("utf-8", "replace").rstrip("\n"))
-
-    def kill(self) -> None:
-        with _pool_lock:
-            _environments.discard(self)
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=5)
-        for stream in (self.proc.stdin, self.proc.stdout):
-            with contextlib.suppress(OSError):
-                if stream is not None:
-                    stream.close()
-        shutil.rmtree(self._work, ignore_errors=True)
-
-
-@dataclass
-class _Pool:
-    key: tuple[Any, ...]
-    idle: list[Environment] = field(default_factory=list)
-    busy: set[Environment] = field(default_factory=set)
-    starting: int = 0  # pre-warms under way: an invocation waits for one, not spawns
-
-    def retire(self) -> list[Environment]:
-        """Idle environments to kill now; busy ones end when their invocation does."""
-        for env in self.busy:
-            env.retired = True
-        doomed, self.idle = self.idle, []
-        return doomed
-
-
-def _key(fn: Any, url: str | None) -> tuple[Any, ...]:
-    # Whatever the process was started with; the endpoint is baked into its environment.
-    code = hashlib.sha256(fn.code_bytes or b"").hexdigest()
-    variables = json.dumps(fn.environment_vars or {}, sort_keys=True, default=str)
-    return (fn.function_arn, _generations.get(fn.function_arn, 0), code, variables,
-            fn.handler, str(fn.run_time), fn.timeout, fn.memory_size, url)
-
-
-def _kill_all(envs: list[Environment]) -> None:
-    for env in envs:
-        env.kill()
-
-
-def _acquire(fn: Any) -> Environment:
-    """A warm idle environment for fn's current configuration, or a new one (scale out)."""
-    url = endpoint()
-    key = _key(fn, url)
-    doomed: list[Environment] = []
-    try:
-        with _pool_lock:
-            pool = _pools.get(fn.function_arn)
-            if pool is None or pool.key != key:
-                if pool is not None:
-                    doomed += pool.retire()
-                pool = _pools[fn.function_arn] = _Pool(key)
-            while True:
-                while pool.idle:
-                    env = pool.idle.pop()  # the most recently used is the warmest
-                    if env.alive():
-                        pool.busy.add(env)
-                        return env
-                    doomed.append(env)
-                if not pool.starting or _pools.get(fn.function_arn) is not pool:
-                    break
-                _pool_lock.wait(INIT_TIMEOUT)
-        env = Environment(fn, key, url)
-        with _pool_lock:
-            if _pools.get(fn.function_arn) is pool:
-                pool.busy.add(env)
-            else:
-                env.retired = True  # the function changed meanwhile: run once, then go
-        return env
-    finally:
-        _kill_all(doomed)
-
-
-def _release(env: Environment) -> None:
-    with _pool_lock:
-        pool = _pools.get(env.arn)
-        if pool is not None:
-            pool.busy.discard(env)
-        keep = (pool is not None and pool.key == env.key and not env.retired
-                and env.alive() and len(pool.idle) < MAX_IDLE)
-        if keep:
-            pool.idle.append(env)  # type: ignore[union-attr]
-    if not keep:
-        env.kill()
-
-
 def prewarm(fn: Any) -> None:
-    """Start fn's environment in the background, so the first event finds it initialised.
-    Only once the endpoint is known: an environment cannot learn it later."""
-    url = endpoint()
-    if url is None or not str(fn.run_time or "").startswith("python"):
-        return
-    key = _key(fn, url)
-    doomed: list[Environment] = []
-    with _pool_lock:
-        pool = _pools.get(fn.function_arn)
-        if pool is not None and pool.key == key and (pool.idle or pool.busy or pool.starting):
-            return
-        if pool is not None:
-            doomed = pool.retire()
-        pool = _pools[fn.function_arn] = _Pool(key)
-        # Counted before the thread runs, so an invocation right behind waits for this one.
-        pool.starting += 1
-    _kill_all(doomed)
-
-    def start() -> None:
-        env = None
-        try:
-            env = Environment(fn, key, url)
-        except Exception:
-            log.exception("could not start an environment for %s", fn.function_name)
-        with _pool_lock:
-            pool.starting -= 1
-            keep = env is not None and _pools.get(fn.function_arn) is pool
-            if keep:
-                pool.idle.append(env)  # type: ignore[arg-type]
-            _pool_lock.notify_all()
-        if env is not None and not keep:
-            env.kill()
-
-    threading.Thread(target=start, name=f"gdlab-lambda-prewarm-{fn.function_name}",
-                     daemon=True).start()
-
-
-def retire(function_arn: str) -> None:
-    """The function was updated or deleted: its environments go (busy ones when done)."""
-    with _pool_lock:
-        _generations[function_arn] = _generations.get(function_arn, 0) + 1
-        pool = _pools.pop(function_arn, None)
-        doomed = pool.retire() if pool is not None else []
-    _kill_all(doomed)
-
-
-def environments(function_arn: str | None = None) -> list[Environment]:
-    """The live environments (idle and busy), for one function or all."""
-    with _pool_lock:
-        return [e for e in _environments if function_arn in (None, e.arn)]
-
-
-def shutdown() -> None:
-    """Kill every environment: the local cloud is going away."""
-    with _pool_lock:
-        doomed = list(_environments)
-        for pool in _pools.values():
-            pool.retire()
-        _pools.clear()
-    _kill_all(doomed)
-
-
-atexit.register(shutdown)
+    """Start fn's environment in the background, once the endpoint is known (see
+    lambda_pool.prewarm)."""
+    lambda_pool.prewarm(fn, endpoint())
 
 
 def _run(fn: Any, request_id: str, payload: str
@@ -631,7 +176,7 @@ def _run(fn: Any, request_id: str, payload: str
     if not str(fn.run_time or "").startswith("python"):
         raise RuntimeError(f"the local cloud runs Python functions only, not {fn.run_time}")
     for _attempt in range(3):
-        env = _acquire(fn)
+        env = _acquire(fn, endpoint())
         try:
             outcome, output, timed_out = env.run(request_id, payload, float(fn.timeout))
         except EnvironmentDead:
@@ -672,7 +217,7 @@ def invoke(fn: Any, payload: Any, trigger: str = "api") -> Invocation:
         # Lambda's Duration is the handler's; a cold start's init is not in it.
         started = sent_at or started
     except (zipfile.BadZipFile, RuntimeError, OSError) as exc:
-        stream, output = _new_stream(), []
+        stream, output = new_stream(), []
         outcome = {"error": {"errorMessage": str(exc),
                              "errorType": "Runtime.InvalidEntrypoint"}}
         emit(f"[ERROR] Runtime.InvalidEntrypoint: {exc}")
