@@ -393,3 +393,32 @@ def test_a_deleted_log_group_stays_gone_without_create_permission(client):
     assert groups == []
     (record,) = lambda_runner.invocations("responder")
     assert record["status"] == "Success"
+
+
+LOOK_AROUND = '''
+import os, sys
+
+def lambda_handler(event, context):
+    heavy = sorted(m for m in sys.modules
+                   if m.split(".")[0] in ("moto", "boto3", "botocore", "gdlab"))
+    return {"argv": sys.argv, "heavy": heavy, "path": sys.path, "pid": os.getpid()}
+'''
+
+
+def test_the_environment_runs_the_bootstrap_file_and_it_imports_nothing_heavy(client):
+    from gdlab.local import lambda_environment
+
+    bootstrap = lambda_environment.BOOTSTRAP
+    assert os.path.isfile(bootstrap) and bootstrap.endswith("/gdlab/local/lambda_bootstrap.py")
+    make_function(client, source=LOOK_AROUND)
+    seen = call(client)
+    with open(f"/proc/{seen['pid']}/cmdline", "rb") as cmdline:
+        assert cmdline.read().split(b"\0")[:-1] == [sys.executable.encode(), bootstrap.encode()]
+    assert seen["argv"] == [bootstrap]
+    # Nothing of gdlab, moto or boto3 came in with the runtime: the handler imports its own.
+    assert seen["heavy"] == []
+    # The runtime's own directory (gdlab's modules) is not where the handler imports from.
+    for folder in (os.path.dirname(bootstrap), os.path.dirname(os.path.realpath(bootstrap))):
+        assert folder not in seen["path"]
+    assert seen["path"][0] == seen["path"][2]  # the task root, then the working directory
+    assert seen["path"][1] == ""
