@@ -477,3 +477,77 @@ def test_authorization_seams():
 
     assert "self.status" in inspect.getsource(AccessKey.__init__)
     assert "self.access_keys" in inspect.getsource(User.__init__)
+
+
+def _defined_in(value, package) -> bool:
+    """Whether moto's (or gdlab's) code defines this function, property or object: by its
+    source file, which functools.wraps does not rewrite as it does __module__."""
+    import os
+
+    if isinstance(value, property):
+        value = value.fget
+    if inspect.isfunction(value):
+        source = inspect.getsourcefile(value) or ""
+        return source.startswith(os.path.dirname(package.__file__) + os.sep)
+    return type(value).__module__.startswith(package.__name__ + ".")
+
+
+def test_every_registered_patch_still_fits_moto():
+    """Every attribute gdlab patches (gdlab.local.patches) is still moto's: the original is
+    moto's code of that name on the owner, the installed value is gdlab's replacement, and
+    patches of one attribute stack in the order applied. A moto upgrade that renames or moves
+    a patched method fails here (or in install(), which refuses a missing attribute)."""
+    import gdlab
+    from gdlab.local import patches
+
+    entries = patches.applied()
+    stacks: dict[tuple[int, str], list[patches.Patch]] = {}
+    for entry in entries:
+        stacks.setdefault((id(entry.owner), entry.attribute), []).append(entry)
+    names = {f"{patches.name_of(e.owner)}.{e.attribute}" for e in entries}
+    # the walk covers every converted module's seams, not a few of them
+    for expected in ("moto.events.models.Rule.send_to_targets",
+                     "moto.core.responses.BaseResponse.call_action",
+                     "moto.guardduty.responses.guardduty_backends",
+                     "moto.ec2.models.instances.Instance.security_groups",
+                     "moto.ssm.models.Command.response_object",
+                     "moto.logs.utils.EventMessageFilter.matches"):
+        assert expected in names, expected
+    assert {e.module for e in entries} >= {
+        f"gdlab.local.{name}" for name in ("guardduty", "securityhub", "ec2", "iam", "outbox",
+                                           "delivery", "events", "traffic", "flowlogs", "ssm",
+                                           "enforce")}
+    for stack in stacks.values():
+        first, last = stack[0], stack[-1]
+        where = str(last)
+        assert patches.name_of(first.owner).startswith("moto."), where
+        assert last.module.startswith("gdlab.local") and all(e.why for e in stack), where
+        current = inspect.getattr_static(first.owner, first.attribute)
+        assert current is last.replacement, f"{where}: something replaced gdlab's patch"
+        if inspect.isfunction(current) or isinstance(current, property):
+            assert _defined_in(current, gdlab), f"{where}: the installed value is not gdlab's"
+        for below, above in zip(stack, stack[1:], strict=False):
+            assert above.previous is below.replacement, where
+        for entry in stack:
+            if inspect.isfunction(entry.replacement) and not entry.added:
+                assert entry.replacement.__wrapped__ is entry.previous, where
+        if first.added:
+            # gdlab adds it; moto still has none on any of the owner's classes
+            assert all(first.attribute not in vars(cls) for cls in first.owner.__mro__[1:])
+            with pytest.raises(AttributeError):
+                patches.original(first.owner, first.attribute)
+            continue
+        original = patches.original(first.owner, first.attribute)
+        assert original is first.original is first.previous, where
+        assert _defined_in(original, moto), f"{where}: the original is not moto's"
+        if isinstance(original, property):
+            original = original.fget
+        if callable(original):
+            assert original.__module__.startswith("moto."), where
+            # moto's method of that name, on the owner or a class it inherits from
+            owners = [c.__qualname__ for c in getattr(first.owner, "__mro__", ())]
+            assert original.__name__ == first.attribute, where
+            assert any(original.__qualname__ == f"{o}.{first.attribute}" for o in owners) \
+                or not owners, where
+        else:  # data, such as a service's BackendDict: gdlab's is of moto's type
+            assert type(current) is type(original), where

@@ -35,8 +35,6 @@ PREFIX_NAMESPACES = {
 # ASFF allows 50 ProductFields; Security Hub adds three aws/securityhub/* keys on import.
 MAX_PRODUCT_FIELDS = 47
 
-_installed = False
-
 
 def severity_label(severity: float) -> str:
     if severity >= 9.0:
@@ -225,11 +223,8 @@ def import_finding(backend: Any, detector_id: str, finding: dict[str, Any]) -> N
 
 
 def install() -> None:
-    global _installed
-    if _installed:
-        return
+    from gdlab.local import patches
     from gdlab.local.guardduty import on_new_finding
 
-    if import_finding not in on_new_finding:
-        on_new_finding.append(import_finding)
-    _installed = True
+    patches.once("on_new_finding", "GuardDuty findings flow into an enabled Security Hub",
+                 lambda: on_new_finding.append(import_finding))

@@ -33,7 +33,6 @@ log = logging.getLogger("gdlab.local.delivery")
 
 EVENTS_PRINCIPAL = "events.amazonaws.com"
 
-_installed = False
 _original_send_to_targets: Any = None
 
 
@@ -278,16 +277,16 @@ def publish_finding(backend: Any, detector_id: str, finding: dict[str, Any]) -> 
 
 
 def install() -> None:
-    global _installed, _original_send_to_targets
-    if _installed:
-        return
+    global _original_send_to_targets
     from moto.events.models import Rule
 
-    _original_send_to_targets = Rule.send_to_targets
-    Rule.send_to_targets = send_to_targets
+    from gdlab.local import patches
+
+    patches.patch(Rule, "send_to_targets", send_to_targets,
+                  "rules deliver to SNS, Lambda and the rest as EventBridge does")
+    _original_send_to_targets = patches.original(Rule, "send_to_targets")
 
     from gdlab.local.guardduty import on_new_finding
 
-    if publish_finding not in on_new_finding:
-        on_new_finding.append(publish_finding)
-    _installed = True
+    patches.once("on_new_finding", "GuardDuty findings go to EventBridge",
+                 lambda: on_new_finding.append(publish_finding))

@@ -39,7 +39,6 @@ EIP_LIMIT = 5
 _rng = random.Random()
 _rng_lock = threading.Lock()
 _eip_lock = threading.Lock()
-_installed = False
 
 
 def public_ip(taken: set[str]) -> str:
@@ -212,23 +211,29 @@ def _allocate_address(self: Any, domain: str, address: str | None = None,
 
 def install() -> None:
     """Patch moto's EC2 classes in place (all backends, existing and future). Idempotent."""
-    global _installed
-    if _installed:
-        return
-    Instance.security_groups = property(_get_groups, _set_groups)  # type: ignore[assignment]
-    Instance.prep_nics = _prep_nics  # type: ignore[method-assign]
-    Instance.terminate = _terminate  # type: ignore[method-assign]
-    Subnet.get_available_subnet_ip = _get_available_subnet_ip  # type: ignore[method-assign]
-    InstanceBackend.run_instances = _run_instances  # type: ignore[method-assign]
-    NetworkInterface.group_set = property(_eni_group_set)  # type: ignore[assignment]
-    InstanceBackend.modify_instance_security_groups = (  # type: ignore[method-assign]
-        _modify_instance_security_groups
-    )
-    SecurityGroupBackend.delete_security_group = (  # type: ignore[method-assign]
-        _delete_security_group
-    )
-    ElasticAddressBackend.allocate_address = _allocate_address  # type: ignore[method-assign]
-    NetworkInterfaceBackend.modify_network_interface_attribute = (  # type: ignore[method-assign]
-        _modify_network_interface_attribute
-    )
-    _installed = True
+    from gdlab.local import patches
+
+    # moto keeps an instance's groups in an attribute of its own; gdlab's property reads the
+    # primary ENI's groups instead.
+    patches.patch(Instance, "security_groups", property(_get_groups, _set_groups),
+                  "an instance's groups are its primary ENI's", add=True)
+    patches.patch(NetworkInterface, "group_set", property(_eni_group_set),
+                  "an ENI's groups are its own, not a union with its instance's")
+    for owner, name, replacement, why in (
+        (Instance, "prep_nics", _prep_nics,
+         "ENIs created at launch are deleted with the instance"),
+        (Instance, "terminate", _terminate, "terminating a terminated instance succeeds"),
+        (Subnet, "get_available_subnet_ip", _get_available_subnet_ip,
+         "one address at a time from a subnet's shared generator"),
+        (InstanceBackend, "run_instances", _run_instances,
+         "RunInstances' network-interface TagSpecifications reach the launch ENIs"),
+        (InstanceBackend, "modify_instance_security_groups", _modify_instance_security_groups,
+         "ModifyInstanceAttribute(Groups) checks groups and ENIs as AWS does"),
+        (SecurityGroupBackend, "delete_security_group", _delete_security_group,
+         "a group still attached to an ENI is a DependencyViolation"),
+        (ElasticAddressBackend, "allocate_address", _allocate_address,
+         "Elastic IPs are unique public addresses within the account's quota"),
+        (NetworkInterfaceBackend, "modify_network_interface_attribute",
+         _modify_network_interface_attribute, "an ENI's new groups must exist in its VPC"),
+    ):
+        patches.patch(owner, name, replacement, why)

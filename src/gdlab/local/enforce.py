@@ -29,8 +29,6 @@ _ACTIONS = {
 # Calls AWS answers for any authenticated caller, whatever its policies say.
 _ALWAYS_ALLOWED = {"sts:GetCallerIdentity"}
 
-_installed = False
-
 
 def _signing_service(response: Any) -> str:
     header = str(response.headers.get("Authorization") or "")
@@ -74,12 +72,11 @@ def _refusal_response(response: Any, refusal: Any) -> tuple[int, dict[str, str],
 
 
 def install() -> None:
-    global _installed
-    if _installed:
-        return
     from moto.core.responses import BaseResponse
     from moto.s3.responses import S3Response
     from werkzeug.exceptions import HTTPException
+
+    from gdlab.local import patches
 
     original_call_action = BaseResponse.call_action
 
@@ -99,16 +96,19 @@ def install() -> None:
         check(self, self._get_action())
         original_s3(self, bucket_name=bucket_name, key_name=key_name)
 
-    BaseResponse.call_action = call_action
-    S3Response._authenticate_and_authorize_s3_action = authorize_s3
+    patches.patch(BaseResponse, "call_action", call_action,
+                  "IAM policies decide a governed caller's request before moto acts")
+    patches.patch(S3Response, "_authenticate_and_authorize_s3_action", authorize_s3,
+                  "IAM policies decide a governed caller's S3 request before moto acts")
     _install_root_identity()
-    _installed = True
 
 
 def _install_root_identity() -> None:
     """GetCallerIdentity names the local administrator as AWS names an account's root user
     (moto would say user/moto for a key it did not issue)."""
     from moto.sts.models import STSBackend
+
+    from gdlab.local import patches
 
     original = STSBackend.get_caller_identity
 
@@ -120,4 +120,5 @@ def _install_root_identity() -> None:
             return caller.account, caller.arn, caller.account
         return original(self, access_key_id, region)
 
-    STSBackend.get_caller_identity = get_caller_identity
+    patches.patch(STSBackend, "get_caller_identity", get_caller_identity,
+                  "GetCallerIdentity names the local administrator as the account's root")

@@ -33,8 +33,6 @@ REQUIRED_EVENT_FIELDS = ("id", "account", "source", "time", "region", "detail-ty
 _STRING_ENTRY_MEMBERS = ("Time", "Source", "DetailType", "Detail", "EventBusName",
                          "TraceHeader")
 
-_installed = False
-
 
 def _serialization_error(where: str, value: Any) -> Exception:
     from moto.core.exceptions import JsonRESTError
@@ -150,13 +148,13 @@ NULL_FREE = ("list_rules", "describe_rule", "list_targets_by_rule", "list_event_
 
 
 def install() -> None:
-    global _installed
-    if _installed:
-        return
     from moto.events.responses import EventsHandler
 
-    EventsHandler.put_events = _refuse_aws_sources(EventsHandler.put_events)
-    EventsHandler.test_event_pattern = test_event_pattern
+    from gdlab.local import patches
+
+    patches.wrap(EventsHandler, "put_events", "PutEvents refuses aws.* sources per entry",
+                 _refuse_aws_sources)
+    patches.patch(EventsHandler, "test_event_pattern", test_event_pattern,
+                  "TestEventPattern matches as rules do and validates the event")
     for name in NULL_FREE:
-        setattr(EventsHandler, name, _without_nulls(getattr(EventsHandler, name)))
-    _installed = True
+        patches.wrap(EventsHandler, name, "reads leave absent members out", _without_nulls)

@@ -23,13 +23,12 @@ MODULES = [
     "gdlab.local.enforce",  # last: authorization runs before every other addition's handler
 ]
 
-_installed = False
-
 
 def install() -> None:
-    global _installed
-    if _installed:
-        return
-    for name in MODULES:
-        importlib.import_module(name).install()
-    _installed = True
+    from gdlab.local import patches
+
+    def each() -> None:
+        for name in MODULES:  # each install() is idempotent through gdlab.local.patches
+            importlib.import_module(name).install()
+
+    patches.once("modules", "every gdlab addition, in MODULES' order", each)

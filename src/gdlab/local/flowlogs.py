@@ -72,7 +72,6 @@ _lock = threading.Lock()
 _windows: dict[tuple[Any, ...], Window] = {}
 _wake = threading.Event()
 _thread: threading.Thread | None = None
-_installed = False
 _orig_get_filter_value = FlowLogs.get_filter_value
 _orig_filter_init = EventMessageFilter.__init__
 _orig_filter_matches = EventMessageFilter.matches
@@ -357,10 +356,11 @@ def _filter_matches(self: Any, message: str) -> bool:
 
 def install() -> None:
     """Correct moto's flow logs (idempotent); delivery starts with the first record."""
-    global _installed
-    if _installed:
-        return
-    FlowLogs.get_filter_value = _get_filter_value  # type: ignore[method-assign]
-    EventMessageFilter.__init__ = _filter_init  # type: ignore[method-assign]
-    EventMessageFilter.matches = _filter_matches  # type: ignore[method-assign]
-    _installed = True
+    from gdlab.local import patches
+
+    patches.patch(FlowLogs, "get_filter_value", _get_filter_value,
+                  "deliver-log-status compares with the flow log's status")
+    patches.patch(EventMessageFilter, "__init__", _filter_init,
+                  "CloudWatch Logs filter patterns match as AWS matches them")
+    patches.patch(EventMessageFilter, "matches", _filter_matches,
+                  "CloudWatch Logs filter patterns match as AWS matches them")

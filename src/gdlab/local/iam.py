@@ -10,8 +10,6 @@ from typing import Any
 # The AWS-managed policies gdlab attaches to lab roles.
 NEEDED = ("AmazonSSMManagedInstanceCore",)
 
-_installed = False
-
 
 @cache
 def _needed_policy_data() -> dict[str, Any]:
@@ -23,10 +21,9 @@ def _needed_policy_data() -> dict[str, Any]:
 
 
 def install() -> None:
-    global _installed
-    if _installed:
-        return
     from moto.iam import models
+
+    from gdlab.local import patches
 
     original = models.IAMBackend._init_aws_policies
 
@@ -39,5 +36,5 @@ def install() -> None:
             for name, data in _needed_policy_data().items()
         ]
 
-    models.IAMBackend._init_aws_policies = _init_aws_policies
-    _installed = True
+    patches.patch(models.IAMBackend, "_init_aws_policies", _init_aws_policies,
+                  "AWS's managed policies the lab attaches exist in every account")

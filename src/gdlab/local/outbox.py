@@ -30,7 +30,6 @@ MAX_KEPT = 5000
 _lock = threading.Lock()
 _emails: list[dict[str, Any]] = []
 _published: list[dict[str, Any]] = []
-_installed = False
 
 
 def _now() -> str:
@@ -81,10 +80,9 @@ def _sender(topic: Any) -> str:
 
 
 def install() -> None:
-    global _installed
-    if _installed:
-        return
     from moto.sns.models import Subscription, Topic
+
+    from gdlab.local import patches
 
     original_topic_publish = Topic.publish
     original_sub_publish = Subscription.publish
@@ -133,11 +131,15 @@ def install() -> None:
             "subscription_arn": self.arn,
         })
 
-    Topic.publish = topic_publish
-    Subscription.publish = sub_publish
+    patches.patch(Topic, "publish", topic_publish,
+                  "the outbox keeps every published message; SNS metrics count it")
+    patches.patch(Subscription, "publish", sub_publish,
+                  "e-mail subscriptions deliver to the local outbox")
 
     from gdlab.local.server import register_route
 
-    register_route("outbox", _route_outbox)
-    register_route("published", _route_published)
-    _installed = True
+    def routes() -> None:
+        register_route("outbox", _route_outbox)
+        register_route("published", _route_published)
+
+    patches.once("routes", "GET /_gdlab/outbox and /_gdlab/published", routes)

@@ -288,9 +288,11 @@ def install() -> None:
     """Point every lookup of moto's Security Hub backends at ours. Idempotent."""
     import moto.securityhub as sh_package
 
-    sh_models.securityhub_backends = securityhub_backends
-    sh_package.securityhub_backends = securityhub_backends
-    sh_responses.securityhub_backends = securityhub_backends
+    from gdlab.local import patches
+
+    for owner in (sh_models, sh_package, sh_responses):
+        patches.patch(owner, "securityhub_backends", securityhub_backends,
+                      "Security Hub's backends are gdlab's (ASFF imports, filters, triage)")
 
 
 def backend(account_id: str, region: str) -> GdlabSecurityHubBackend:

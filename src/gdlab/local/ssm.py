@@ -56,7 +56,7 @@ DEFAULT_EXECUTION_TIMEOUT = 3600
 # The agent polls for messages all the time; the local cloud offers pending ones this often.
 DELIVERY_RETRY_AWS_SECONDS = 10
 
-_installed, _lock = False, threading.RLock()
+_lock = threading.RLock()
 _wake = threading.Event()
 _thread: threading.Thread | None = None
 _agents: dict[tuple[str, str, str], Agent] = {}
@@ -410,21 +410,12 @@ def invocation_entry(command: Any, invocation: dict[str, Any], details: bool) ->
 
 
 def install() -> None:
-    global _installed
-    if _installed:
-        return
     from moto.core.responses import ActionResult
     from moto.ec2.models.iam_instance_profile import IamInstanceProfileAssociationBackend
     from moto.ssm.models import Command, SimpleSystemManagerBackend
     from moto.ssm.responses import SimpleSystemManagerResponse
 
-    _orig.update(
-        send_command=SimpleSystemManagerBackend.send_command,
-        list_commands=SimpleSystemManagerBackend.list_commands,
-        get_command_invocation=SimpleSystemManagerBackend.get_command_invocation,
-        response_object=Command.response_object,
-        associate=IamInstanceProfileAssociationBackend.associate_iam_instance_profile,
-    )
+    from gdlab.local import patches
 
     def send_command(self: Any, *args: Any, **kwargs: Any) -> Any:
         # moto extends the caller's list in place; keep what was asked for.
@@ -485,15 +476,19 @@ def install() -> None:
         rows = instance_information(self.current_account, self.region, filters)
         return ActionResult({"InstanceInformationList": rows})
 
-    for owner, name, patch in (
-        (SimpleSystemManagerBackend, "send_command", send_command),
-        (SimpleSystemManagerBackend, "list_commands", list_commands),
-        (SimpleSystemManagerBackend, "get_command_invocation", get_command_invocation),
-        (Command, "response_object", response_object),
-        (IamInstanceProfileAssociationBackend, "associate_iam_instance_profile", associate),
-        (SimpleSystemManagerResponse, "list_command_invocations", list_command_invocations),
-        (SimpleSystemManagerResponse, "describe_instance_information",
-         describe_instance_information),
+    ran = "commands run through the agent and report how they ended"
+    for key, owner, name, patch, why in (
+        ("send_command", SimpleSystemManagerBackend, "send_command", send_command, ran),
+        ("list_commands", SimpleSystemManagerBackend, "list_commands", list_commands, ran),
+        ("get_command_invocation", SimpleSystemManagerBackend, "get_command_invocation",
+         get_command_invocation, ran),
+        ("response_object", Command, "response_object", response_object,
+         "a command counts its DeliveryTimedOut invocations"),
+        ("associate", IamInstanceProfileAssociationBackend, "associate_iam_instance_profile",
+         associate, "an instance given a profile gets an SSM agent"),
     ):
-        setattr(owner, name, patch)
-    _installed = True
+        patches.patch(owner, name, patch, why)
+        _orig[key] = patches.original(owner, name)  # moto's, however often install() runs
+    for name, patch in (("list_command_invocations", list_command_invocations),
+                        ("describe_instance_information", describe_instance_information)):
+        patches.patch(SimpleSystemManagerResponse, name, patch, f"{name} (moto has none)", add=True)

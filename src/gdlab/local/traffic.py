@@ -52,7 +52,6 @@ MAX_KEPT = 5000
 _lock = threading.Lock()
 _flows: list[dict[str, Any]] = []
 _behaviours: dict[tuple[str, str, str], Behaviour] = {}
-_installed = False
 
 
 class Unsupported(ValueError):
@@ -413,10 +412,9 @@ def stop_behaviour(account: str, region: str, instance_id: str) -> None:
 
 
 def install() -> None:
-    global _installed
-    if _installed:
-        return
     from moto.ec2.models.instances import InstanceBackend
+
+    from gdlab.local import patches
 
     original_run = InstanceBackend.run_instances
     original_terminate = InstanceBackend.terminate_instances
@@ -434,10 +432,15 @@ def install() -> None:
             stop_behaviour(self.account_id, self.region_name, instance_id)
         return result
 
-    InstanceBackend.run_instances = run_instances  # type: ignore[method-assign]
-    InstanceBackend.terminate_instances = terminate_instances  # type: ignore[method-assign]
+    # on top of gdlab.local.ec2's RunInstances correction
+    patches.patch(InstanceBackend, "run_instances", run_instances,
+                  "a launched instance starts its traffic behaviour", stack=True)
+    patches.patch(InstanceBackend, "terminate_instances", terminate_instances,
+                  "a terminated instance stops its traffic behaviour")
 
     from gdlab.local.server import register_route
 
-    register_route("flows", lambda query: flows(query.get("instance") or None))
-    _installed = True
+    def route_flows(query: dict[str, Any]) -> list[dict[str, Any]]:
+        return flows(query.get("instance") or None)
+
+    patches.once("routes", "GET /_gdlab/flows", lambda: register_route("flows", route_flows))

@@ -46,6 +46,9 @@ def install() -> None:
     responses, the package attribute) find ours. Idempotent."""
     import moto.guardduty as gd_package
 
-    gd_models.guardduty_backends = guardduty_backends
-    gd_package.guardduty_backends = guardduty_backends  # what moto.backends.get_backend reads
-    gd_responses.guardduty_backends = guardduty_backends
+    from gdlab.local import patches
+
+    # gd_package's is what moto.backends.get_backend reads; responses import their own name.
+    for owner in (gd_models, gd_package, gd_responses):
+        patches.patch(owner, "guardduty_backends", guardduty_backends,
+                      "GuardDuty's backends are gdlab's (threat lists, findings, samples)")
