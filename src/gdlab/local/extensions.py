@@ -21,6 +21,7 @@ MODULES = [
     "gdlab.local.flowlogs",
     "gdlab.local.ssm",
     "gdlab.local.enforce",  # last: authorization runs before every other addition's handler
+    "gdlab.local.trail",  # after enforce: its wrapper sees enforce's refusals
 ]
 
 
