@@ -18,7 +18,7 @@ from gdlab.errors import (
     describe,
 )
 from gdlab.lab.awsutil import not_yet_visible, retry
-from gdlab.lab.plan import NEEDS, PLAN, STEPS, TEARDOWN_ORDER
+from gdlab.lab.plan import NEEDS, PLAN, PRIORITY, STEPS, TEARDOWN_ORDER
 from gdlab.lab.state import LabState, LabStore, Resource, new_lab_id, validate_lab_id
 from gdlab.lab.steps import LabContext, Step
 from gdlab.scenario import Scenario
@@ -132,9 +132,9 @@ def setup(
     state = ctx.state
     resumed = any(r.status == "created" for r in state.resources)
     state.event("setup resumed" if resumed else "setup started", phase="setting-up")
-    # The Lambda is the longest chain (role, topic, function; on AWS its Active wait, locally
-    # its warm-up): it starts first, the rest follow in plan order.
-    steps = sorted((step for step in PLAN if step.applies(ctx)), key=lambda s: s.key not in FIRST)
+    # Of the steps that are ready, those on the longest chain of typical seconds start first
+    # (the responder's: role, topic, function and its Active wait); ties keep plan order.
+    steps = sorted((step for step in PLAN if step.applies(ctx)), key=lambda s: -PRIORITY[s.key])
     wanted = {step.key for step in steps}
     done: set[str] = set()
     errors: list[BaseException] = []
@@ -173,9 +173,6 @@ def setup(
         raise errors[0]
     state.set_phase("ready", "setup complete: lab ready")
     return state
-
-
-FIRST = {"sg-forensic", "sg-untracking", "responder-role", "sns-topic", "log-group", "function"}
 
 
 def _setup_step(ctx: LabContext, step: Step, progress: Progress) -> None:

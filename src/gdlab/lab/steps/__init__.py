@@ -96,6 +96,15 @@ class Step(ABC):
     key: str = ""
     type: str = ""
     label: str = ""
+    # The steps whose resources this one's create uses: setup starts it once they are done,
+    # teardown deletes it before them (lab/graph.py derives both orders from these).
+    needs: tuple[str, ...] = ()
+    # Steps whose resources must be gone before this one's is deleted although they do not
+    # need it at setup (the forensic group outlives the instances the responder moves in).
+    outlives: tuple[str, ...] = ()
+    # About how long its create takes on AWS: of several ready steps, setup starts the ones
+    # on the longest chain first.
+    typical_seconds: float = 1.0
 
     def applies(self, ctx: LabContext) -> bool:
         """Optional steps (the e-mail subscription) say whether this lab wants them."""

@@ -120,6 +120,7 @@ class InstanceRole(Step):
 
 class InstanceProfile(Step):
     key, type = "instance-profile", "AWS::IAM::InstanceProfile"
+    needs = ("instance-role",)
     label = "Instance profile of the compromised instance"
 
     def display_name(self, ctx: LabContext) -> str:
@@ -224,6 +225,7 @@ class ElasticIp(Step):
 
 class EipAssociation(Step):
     key, type = "eip-association", "AWS::EC2::EIPAssociation"
+    needs = ("eip", "instance-malicious", "igw")
     label = "Elastic IP on the malicious instance"
 
     def create(self, ctx: LabContext) -> None:
@@ -368,11 +370,18 @@ class Instance(Step):
 
 class MaliciousInstance(Instance):
     key, type, label = "instance-malicious", "AWS::EC2::Instance", "Malicious instance"
+    needs = ("subnet", "sg-malicious")
+    typical_seconds = 20.0  # running, then its SSM agent online
     role_key, group_key = "malicious_instance", "sg-malicious"
 
 
 class CompromisedInstance(Instance):
     key, type, label = "instance-compromised", "AWS::EC2::Instance", "Compromised instance"
+    needs = ("subnet", "sg-compromised", "instance-profile", "eip")
+    typical_seconds = 20.0  # running, then its SSM agent online
+    # Deleted in the same group as the malicious instance (after the EIP association): the
+    # two terminations are awaited together.
+    outlives = ("eip-association",)
     role_key, group_key = "compromised_instance", "sg-compromised"
 
     def launch_options(self, ctx: LabContext) -> dict[str, Any]:

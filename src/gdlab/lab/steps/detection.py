@@ -109,6 +109,7 @@ class Bucket(Step):
 
 class ThreatListFile(Step):
     key, type, label = "threat-list-file", "AWS::S3::Object", "Threat list (TXT) with the EIP"
+    needs = ("bucket", "eip")
 
     def create(self, ctx: LabContext) -> None:
         eip = ctx.attr("eip", "public_ip")
@@ -179,6 +180,8 @@ class Detector(Step):
 
 class ThreatIntelSet(Step):
     key, type, label = "threat-intel-set", "AWS::GuardDuty::ThreatIntelSet", "Custom threat list"
+    needs = ("detector", "threat-list-file")
+    typical_seconds = 5.0  # ACTIVATING until GuardDuty has read the list
 
     def display_name(self, ctx: LabContext) -> str:
         return ctx.name("threat_list")

@@ -162,6 +162,7 @@ def _assume_pending(exc: BaseException) -> bool:
 
 class FlowLog(Step):
     key, type, label = "flow-log", "AWS::EC2::FlowLog", "VPC flow log"
+    needs = ("vpc", "flow-log-group", "flow-log-role")
 
     def create(self, ctx: LabContext) -> None:
         from botocore.exceptions import ClientError

@@ -44,6 +44,9 @@ class Vpc(Step):
 
 class InternetGateway(Step):
     key, type, label = "igw", "AWS::EC2::InternetGateway", "Internet gateway"
+    needs = ("vpc",)
+    # AWS refuses to detach a gateway while instances in its VPC hold public addresses.
+    outlives = ("instance-malicious", "instance-compromised")
 
     def create(self, ctx: LabContext) -> None:
         ec2 = _ec2(ctx)
@@ -91,6 +94,7 @@ class InternetGateway(Step):
 
 class Subnet(Step):
     key, type, label = "subnet", "AWS::EC2::Subnet", "Public subnet"
+    needs = ("vpc",)
 
     def create(self, ctx: LabContext) -> None:
         ec2 = _ec2(ctx)
@@ -142,6 +146,7 @@ def _zone_offering(ctx: LabContext) -> str | None:
 
 class RouteTable(Step):
     key, type, label = "route-table", "AWS::EC2::RouteTable", "Route table with default route"
+    needs = ("igw", "subnet")
 
     def create(self, ctx: LabContext) -> None:
         ec2 = _ec2(ctx)
@@ -268,6 +273,7 @@ def _icmp(cidr: str, description: str, icmp_type: int = -1) -> dict[str, Any]:
 
 class MaliciousGroup(SecurityGroup):
     key, type, label = "sg-malicious", "AWS::EC2::SecurityGroup", "Malicious instance's group"
+    needs = ("vpc",)
     name_key = "gdlab-malicious"
     description = "gdlab: the malicious instance answers pings; no other traffic"
 
@@ -278,6 +284,7 @@ class MaliciousGroup(SecurityGroup):
 
 class CompromisedGroup(SecurityGroup):
     key, type, label = "sg-compromised", "AWS::EC2::SecurityGroup", "Compromised instance's group"
+    needs = ("vpc", "eip")
     name_key = "gdlab-compromised"
     description = "gdlab: the compromised instance pings out and reaches SSM; no ingress"
 
@@ -296,6 +303,8 @@ class CompromisedGroup(SecurityGroup):
 
 class ForensicGroup(SecurityGroup):
     key, type, label = "sg-forensic", "AWS::EC2::SecurityGroup", "Forensic group (no rules)"
+    needs = ("vpc",)
+    outlives = ("instance-compromised",)  # the responder moves its ENIs in
     name_key = "forensic_group"
     description = "gdlab: isolation - no ingress, no egress"
 
@@ -306,6 +315,8 @@ class UntrackingGroup(SecurityGroup):
     responder keeps an ENI here only for the moment between its two group changes."""
 
     key, type, label = "sg-untracking", "AWS::EC2::SecurityGroup", "Untracking group (step 1 of 2)"
+    needs = ("vpc",)
+    outlives = ("instance-compromised",)  # the responder moves its ENIs in
     name_key = "untracking_group"
     description = "gdlab: containment step - makes tracked flows untracked before isolation"
 

@@ -41,6 +41,8 @@ def responder_role_name(ctx: LabContext) -> str:
 
 class ResponderRole(Step):
     key, type, label = "responder-role", "AWS::IAM::Role", "Responder's least-privilege role"
+    needs = ("sg-forensic", "sg-untracking")
+    typical_seconds = 10.0  # IAM propagation: Lambda may not assume it at once
 
     def display_name(self, ctx: LabContext) -> str:
         return responder_role_name(ctx)
@@ -99,6 +101,7 @@ def topic_policy(ctx: LabContext) -> dict[str, Any]:
 
 class Topic(Step):
     key, type, label = "sns-topic", "AWS::SNS::Topic", "SNS topic for the e-mails"
+    needs = ("responder-role",)
 
     def display_name(self, ctx: LabContext) -> str:
         return ctx.name("topic")
@@ -137,6 +140,7 @@ class Topic(Step):
 
 class EmailSubscription(Step):
     key, type, label = "sns-subscription", "AWS::SNS::Subscription", "E-mail subscription"
+    needs = ("sns-topic",)
 
     def applies(self, ctx: LabContext) -> bool:
         return bool(ctx.state.options.get("email"))
@@ -207,6 +211,8 @@ class LogGroup(OwnedLogGroup):
 
 class Function(Step):
     key, type, label = "function", "AWS::Lambda::Function", "Responder Lambda"
+    needs = ("responder-role", "sns-topic", "log-group", "sg-forensic", "sg-untracking")
+    typical_seconds = 30.0  # CreateFunction, then the wait until it is Active
 
     def display_name(self, ctx: LabContext) -> str:
         return function_name(ctx)
@@ -306,6 +312,7 @@ class Rule(Step):
 
 class InvokePermission(Step):
     key, type, label = "permission", "AWS::Lambda::Permission", "Invoke permission for the rule"
+    needs = ("function", "rule")
 
     def create(self, ctx: LabContext) -> None:
         ctx.cloud.client("lambda").add_permission(
@@ -328,6 +335,7 @@ class InvokePermission(Step):
 
 class Targets(Step):
     key, type, label = "targets", "AWS::Events::Target", "Rule targets: e-mail + responder"
+    needs = ("permission", "sns-topic", "rule")
 
     def create(self, ctx: LabContext) -> None:
         notification = ctx.scenario.notification
