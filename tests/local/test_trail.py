@@ -164,3 +164,13 @@ def test_the_trail_keeps_the_last_records(local_server, local_client):
 def test_the_route_is_the_administrators_only(local_server):
     with pytest.raises(api.LocalApiError, match="sign /_gdlab/ requests"):
         api.fetch(local_server.endpoint, "trail")
+
+
+def test_the_error_code_is_the_one_the_client_reads(local_server, local_client):
+    gd = local_client("guardduty")
+    with pytest.raises(ClientError) as refused:
+        gd.get_detector(DetectorId="0" * 32)
+    (event,) = route(local_server, event_name="GetDetector")
+    assert event["eventSource"] == "guardduty.amazonaws.com"
+    assert event["errorCode"] == refused.value.response["Error"]["Code"]
+    assert event["errorMessage"] == refused.value.response["Error"]["Message"]

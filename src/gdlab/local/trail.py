@@ -270,25 +270,25 @@ def error_of(result: Any) -> tuple[str | None, str | None]:
     if status < 400:
         return None, None
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body or "")
-    code = message = None
+    # The code the client reads: x-amzn-ErrorType first, as botocore's parsers take it.
+    lowered = {str(k).lower(): v for k, v in dict(headers or {}).items()}
+    raw_header = lowered.get("x-amzn-errortype")
+    code = str(raw_header).split(":", 1)[0] if raw_header else None
+    message = None
     try:
         data = json.loads(text)
     except ValueError:
         data = None
     if isinstance(data, dict):
         raw = data.get("__type") or data.get("code") or data.get("Code")
-        code = str(raw).rsplit("#", 1)[-1] if raw else None
+        code = code or (str(raw).rsplit("#", 1)[-1] if raw else None)
         message = data.get("message") or data.get("Message")
     else:
         found = _XML_CODE.search(text)
-        code = found.group(1) if found else None
+        code = code or (found.group(1) if found else None)
         found_message = _XML_MESSAGE.search(text)
         message = found_message.group(1) if found_message else None
-    if not code:
-        lowered = {str(k).lower(): v for k, v in dict(headers or {}).items()}
-        raw = lowered.get("x-amzn-errortype")
-        code = str(raw).split(":", 1)[0] if raw else f"HTTP{status}"
-    return code, (str(message) if message else None)
+    return code or f"HTTP{status}", (str(message) if message else None)
 
 
 # --- hooks into moto ----------------------------------------------------------------------
