@@ -1,5 +1,6 @@
 """gdlab.local.patches: the one registry of gdlab's changes to moto (on stand-in classes, with
-a registry of their own so the process's real patches are left alone)."""
+a registry of their own so the process's real patches are left alone), and every install()
+being idempotent through it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from gdlab.local import patches
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def fresh_registry(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(patches, "_patches", {})
     monkeypatch.setattr(patches, "_log", [])
@@ -30,7 +31,7 @@ def make_owner() -> type:
     return Backend
 
 
-def test_a_patch_is_applied_once_and_recorded_with_its_original():
+def test_a_patch_is_applied_once_and_recorded_with_its_original(fresh_registry):
     owner = make_owner()
     moto_publish = owner.publish
 
@@ -59,7 +60,7 @@ def test_a_patch_is_applied_once_and_recorded_with_its_original():
     assert "publish" in str(entry) and "the outbox keeps it" in str(entry)
 
 
-def test_a_different_patch_of_a_patched_attribute_is_refused_unless_it_stacks():
+def test_a_different_patch_of_a_patched_attribute_is_refused_unless_it_stacks(fresh_registry):
     owner = make_owner()
     moto_publish = owner.publish
 
@@ -83,7 +84,7 @@ def test_a_different_patch_of_a_patched_attribute_is_refused_unless_it_stacks():
         ("first", moto_publish), ("second", first)]
 
 
-def test_a_renamed_attribute_fails_loudly_and_additions_are_declared():
+def test_a_renamed_attribute_fails_loudly_and_additions_are_declared(fresh_registry):
     owner = make_owner()
     with pytest.raises(AttributeError, match="has moto renamed it"):
         patches.patch(owner, "publish_message", lambda self: None, "renamed upstream")
@@ -104,7 +105,7 @@ def test_a_renamed_attribute_fails_loudly_and_additions_are_declared():
         patches.original(owner, "groups")
 
 
-def test_properties_and_data_are_kept_without_marks():
+def test_properties_and_data_are_kept_without_marks(fresh_registry):
     owner = make_owner()
     moto_groups = inspect.getattr_static(owner, "groups")
     gdlab_groups = property(lambda self: ["gdlab"])
@@ -123,7 +124,7 @@ def test_properties_and_data_are_kept_without_marks():
     assert patches.applied()[1].owner is module
 
 
-def test_wrap_builds_the_replacement_only_when_it_applies():
+def test_wrap_builds_the_replacement_only_when_it_applies(fresh_registry):
     owner = make_owner()
     moto_publish = owner.publish
     built: list[object] = []
@@ -147,7 +148,7 @@ def test_wrap_builds_the_replacement_only_when_it_applies():
     assert len(built) == 1
 
 
-def test_once_runs_an_install_step_once_per_module_and_retries_a_failure():
+def test_once_runs_an_install_step_once_per_module_and_retries_a_failure(fresh_registry):
     ran: list[str] = []
 
     def failing() -> None:
@@ -161,3 +162,23 @@ def test_once_runs_an_install_step_once_per_module_and_retries_a_failure():
     assert ran == ["routes"]
     [step] = patches.registered()
     assert (step.module, step.key, step.why) == (__name__, "routes", "GET /_gdlab/outbox")
+
+
+def test_every_install_a_second_time_changes_nothing():
+    import importlib
+
+    from gdlab.local import extensions
+
+    extensions.install()
+    before = [(e.owner, e.attribute, e.replacement) for e in patches.applied()]
+    steps = patches.registered()
+    installed = [(owner, attribute, inspect.getattr_static(owner, attribute))
+                 for owner, attribute, _ in before]
+    for name in extensions.MODULES:
+        importlib.import_module(name).install()
+    assert [(e.owner, e.attribute, e.replacement) for e in patches.applied()] == before
+    assert patches.registered() == steps
+    assert [(o, a, inspect.getattr_static(o, a)) for o, a, _ in installed] == installed
+    from gdlab.local.guardduty import on_new_finding
+
+    assert len(on_new_finding) == len(set(on_new_finding))  # each hook added once
