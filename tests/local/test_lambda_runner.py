@@ -16,6 +16,7 @@ import zipfile
 
 import pytest
 
+from gdlab.local import endpoint as served_at
 from gdlab.local import lambda_runner
 
 HANDLER = '''
@@ -197,6 +198,40 @@ def test_handler_calls_back_into_the_local_cloud_as_its_role(local_client, local
     assert record["status"] == "Success" and record["log_group"] == "/aws/lambda/responder"
 
 
+def test_functions_call_back_the_server_that_runs_them(local_client, local_server,
+                                                       monkeypatch):
+    monkeypatch.delenv("GDLAB_LOCAL_ENDPOINT", raising=False)
+    lambda_runner.set_endpoint(None)  # nothing explicit: the server's own address
+    make_function(local_client)
+    seen = call(local_client)
+    assert seen["endpoint"] == local_server.endpoint == lambda_runner.endpoint()
+    lambda_runner.set_endpoint("http://127.0.0.1:4599/")  # an explicit one still comes first
+    try:
+        assert lambda_runner.endpoint() == "http://127.0.0.1:4599"
+    finally:
+        lambda_runner.set_endpoint(None)
+
+
+def test_the_runner_patches_moto_through_the_registry():
+    from moto.awslambda.models import LambdaBackend, LambdaFunction
+
+    from gdlab.local import extensions, patches
+
+    extensions.install()
+    mine = {(e.owner, e.attribute) for e in patches.applied()
+            if e.module == lambda_runner.__name__}
+    # Nothing else: the endpoint comes from the server, not from moto's request handling.
+    assert mine == {(LambdaFunction, "_invoke_lambda"), (LambdaFunction, "invoke")} | {
+        (LambdaBackend, name) for name in ("create_function", "update_function_code",
+                                           "update_function_configuration", "delete_function",
+                                           "reset")}
+    assert (lambda_runner.__name__, "routes") in {
+        (step.module, step.key) for step in patches.registered()}
+    lambda_runner.install()  # a second time changes nothing
+    assert {(e.owner, e.attribute) for e in patches.applied()
+            if e.module == lambda_runner.__name__} == mine
+
+
 def test_a_call_its_role_does_not_allow_is_refused_as_aws_refuses_it(local_client):
     lambda_runner.clear()
     make_function(local_client)  # logs only: no sns:ListTopics
@@ -290,7 +325,8 @@ def test_creating_a_function_starts_its_environment(client):
 
 
 def test_an_environment_never_talks_to_a_stale_endpoint(aws_client, monkeypatch):
-    monkeypatch.setattr(lambda_runner, "_seen_endpoint", None)
+    monkeypatch.delenv("GDLAB_LOCAL_ENDPOINT", raising=False)
+    monkeypatch.setattr(served_at, "_serving", [])  # no server in this process: mock_aws mode
     lambda_runner.set_endpoint(None)
     try:
         arn = make_function(aws_client)
@@ -372,7 +408,9 @@ def test_no_environment_outlives_the_server(how, free_port, tmp_path):
             return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1", **keys)
 
         make_function(remote)
-        pid = call(remote)["pid"]
+        seen = call(remote)
+        pid = seen["pid"]
+        assert seen["endpoint"] == endpoint  # the daemon recorded its own address as it bound
         assert not gone(pid)
         server.send_signal(how)
         server.wait(timeout=30)  # the environments do not keep it alive

@@ -10,7 +10,8 @@ import urllib.request
 import pytest
 from botocore.exceptions import ClientError
 
-from gdlab.local import api, guardduty, server
+from gdlab.local import api, guardduty, lambda_runner, server
+from gdlab.local import endpoint as served_at
 
 BUCKET = "gdlab-server-lists"
 
@@ -40,6 +41,34 @@ def test_each_start_makes_a_new_cloud_id():
         with server.InProcessServer(port=0) as one:  # the system picks a free port
             ids.add(api.fetch(one.endpoint, "status")["cloud_id"])
     assert len(ids) == 2 and all(len(i) == 11 for i in ids)
+
+
+def test_the_server_records_where_clients_reach_it(monkeypatch):
+    monkeypatch.delenv("GDLAB_LOCAL_ENDPOINT", raising=False)
+    monkeypatch.setattr(served_at, "_serving", [])
+    lambda_runner.set_endpoint(None)
+    assert lambda_runner.endpoint() is None  # no server: nothing for a function to call
+    with server.InProcessServer(port=0) as outer:  # the system picks the port
+        assert lambda_runner.endpoint() == outer.endpoint
+        assert api.fetch(lambda_runner.endpoint(), "status")["cloud_id"] == outer.cloud_id
+        with server.InProcessServer(port=0) as inner:
+            assert lambda_runner.endpoint() == inner.endpoint != outer.endpoint
+        assert lambda_runner.endpoint() == outer.endpoint  # the one still running
+        monkeypatch.setenv("GDLAB_LOCAL_ENDPOINT", "http://127.0.0.1:4599")
+        assert lambda_runner.endpoint() == "http://127.0.0.1:4599"  # the user's word first
+        monkeypatch.delenv("GDLAB_LOCAL_ENDPOINT")
+    assert lambda_runner.endpoint() is None  # a stopped cloud is not called back
+
+
+@pytest.mark.parametrize(("address", "url"), [
+    (("127.0.0.1", 4724), "http://127.0.0.1:4724"),
+    (("0.0.0.0", 4724), "http://127.0.0.1:4724"),  # a wildcard bind is reached on loopback
+    (("::", 4724, 0, 0), "http://[::1]:4724"),
+    (("::1", 4724, 0, 0), "http://[::1]:4724"),  # IPv6 literals are bracketed in a URL
+    (("localhost", 80), "http://localhost:80"),
+])
+def test_endpoint_url_for_a_bound_address(address, url):
+    assert served_at.url_for(address) == url
 
 
 def test_registered_routes(local_server, monkeypatch):

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import functools
 import json
 import logging
 import math
@@ -50,7 +49,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from gdlab.local import lambda_checks, lambda_pool
+from gdlab.local import endpoint as served_at
+from gdlab.local import lambda_checks, lambda_pool, patches
 from gdlab.local.lambda_environment import Environment, EnvironmentDead, new_stream
 from gdlab.local.lambda_pool import _acquire, _release, environments, retire, shutdown
 
@@ -67,8 +67,6 @@ LOG_TAIL_BYTES = 4096  # what Invoke's LogType=Tail returns
 _lock = threading.Lock()
 _invocations: list[Invocation] = []
 _endpoint: str | None = None  # set explicitly
-_seen_endpoint: str | None = None  # where clients reached the server
-_installed = False
 
 
 @dataclass
@@ -107,14 +105,16 @@ class Invocation:
 
 
 def set_endpoint(url: str | None) -> None:
-    """Where functions reach the local cloud (AWS_ENDPOINT_URL). The server records the
-    address its clients use; in-process mock_aws tests set it here."""
+    """Where functions reach the local cloud (AWS_ENDPOINT_URL), ahead of what the server
+    records as it binds (gdlab.local.endpoint); in-process mock_aws tests set it here."""
     global _endpoint
     _endpoint = url.rstrip("/") if url else None
 
 
 def endpoint() -> str | None:
-    return _endpoint or os.environ.get("GDLAB_LOCAL_ENDPOINT") or _seen_endpoint
+    """What set_endpoint set, else GDLAB_LOCAL_ENDPOINT, else the server this process runs
+    (None in mock_aws mode: no function can call back)."""
+    return _endpoint or os.environ.get("GDLAB_LOCAL_ENDPOINT") or served_at.current()
 
 
 def invocations(function: str | None = None) -> list[dict[str, Any]]:
@@ -268,115 +268,111 @@ def _header(headers: Any, name: str, default: str | None = None) -> str | None:
     return default
 
 
-def _hook_lifecycle() -> None:
-    """Environments follow the function: started when it is created or changed, gone when
-    it changes, is deleted, or its backend is reset."""
-    from moto.awslambda.models import LambdaBackend
+def _latest(backend: Any, name: str) -> Any:
+    with contextlib.suppress(Exception):
+        return backend.get_function(name)
+    return None
 
-    def latest(backend: Any, name: str) -> Any:
-        with contextlib.suppress(Exception):
-            return backend.get_function(name)
-        return None
 
-    original_create = LambdaBackend.create_function
-
-    @functools.wraps(original_create)
+def _on_create(original: Any) -> Any:
     def create_function(self: Any, spec: dict[str, Any]) -> Any:
         lambda_checks.check_create(self, spec)
-        created = original_create(self, spec)
-        fn = latest(self, spec.get("FunctionName") or "")
+        created = original(self, spec)
+        fn = _latest(self, spec.get("FunctionName") or "")
         if fn is not None:
             retire(fn.function_arn)  # a recreated function does not inherit environments
             prewarm(fn)
         return created
 
-    def updater(original: Any) -> Any:
-        @functools.wraps(original)
-        def update(self: Any, function_name: str, qualifier: Any, body: Any) -> Any:
-            lambda_checks.check_update(self, body)
-            answer = original(self, function_name, qualifier, body)
-            fn = latest(self, function_name)
-            if fn is not None and not (isinstance(body, dict) and body.get("DryRun")):
-                retire(fn.function_arn)
-                prewarm(fn)
-            return answer
+    return create_function
 
-        return update
 
-    original_delete = LambdaBackend.delete_function
+def _on_update(original: Any) -> Any:
+    def update(self: Any, function_name: str, qualifier: Any, body: Any) -> Any:
+        lambda_checks.check_update(self, body)
+        answer = original(self, function_name, qualifier, body)
+        fn = _latest(self, function_name)
+        if fn is not None and not (isinstance(body, dict) and body.get("DryRun")):
+            retire(fn.function_arn)
+            prewarm(fn)
+        return answer
 
-    @functools.wraps(original_delete)
+    return update
+
+
+def _on_delete(original: Any) -> Any:
     def delete_function(self: Any, function_name: str, qualifier: Any = None) -> Any:
-        fn = latest(self, function_name)
-        answer = original_delete(self, function_name, qualifier)
+        fn = _latest(self, function_name)
+        answer = original(self, function_name, qualifier)
         if fn is not None and qualifier in (None, "$LATEST"):
             retire(fn.function_arn)
         return answer
 
-    original_reset = LambdaBackend.reset
+    return delete_function
 
-    @functools.wraps(original_reset)
+
+def _on_reset(original: Any) -> Any:
     def reset(self: Any) -> None:
         lambdas = getattr(self, "_lambdas", None)
         for arn in list(getattr(lambdas, "_arns", {})):
             retire(arn)
-        original_reset(self)
+        original(self)
 
-    LambdaBackend.create_function = create_function  # type: ignore[method-assign]
-    LambdaBackend.update_function_code = updater(  # type: ignore[method-assign]
-        LambdaBackend.update_function_code)
-    LambdaBackend.update_function_configuration = updater(  # type: ignore[method-assign]
-        LambdaBackend.update_function_configuration)
-    LambdaBackend.delete_function = delete_function  # type: ignore[method-assign]
-    LambdaBackend.reset = reset  # type: ignore[method-assign]
+    return reset
+
+
+def _hook_lifecycle() -> None:
+    """Environments follow the function: started when it is created or changed, gone when
+    it changes, is deleted, or its backend is reset."""
+    from moto.awslambda.models import LambdaBackend
+
+    for attribute, why, make in (
+        ("create_function", "checks the spec; a new function gets fresh, warm environments",
+         _on_create),
+        ("update_function_code", "checks the body; new code retires the old environments",
+         _on_update),
+        ("update_function_configuration",
+         "checks the body; a new configuration retires the old environments", _on_update),
+        ("delete_function", "a deleted function's environments die with it", _on_delete),
+        ("reset", "a backend reset retires every function's environments", _on_reset),
+    ):
+        patches.wrap(LambdaBackend, attribute, why, make)
+
+
+def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
+    """moto's event sources (EventBridge, SNS) invoke through this."""
+    inv = invoke(self, event, trigger="internal")
+    return inv.payload(), inv.failed, "\n".join(inv.logs)
+
+
+def _invoke_api(self: Any, body: Any, request_headers: Any, response_headers: Any) -> bytes:
+    """The Invoke API: RequestResponse, Event (in the background) or DryRun."""
+    kind = _header(request_headers, "X-Amz-Invocation-Type", "RequestResponse")
+    if kind == "DryRun":
+        return b""
+    if kind == "Event":
+        threading.Thread(target=invoke, args=(self, body), kwargs={"trigger": "api-async"},
+                         name=f"gdlab-lambda-{self.function_name}", daemon=True).start()
+        return b""
+    inv = invoke(self, body, trigger="api")
+    if inv.failed:
+        response_headers["x-amz-function-error"] = "Unhandled"
+    response_headers["x-amz-executed-version"] = "$LATEST"
+    tail = "\n".join(inv.logs).encode("utf-8")[-LOG_TAIL_BYTES:]
+    response_headers["x-amz-log-result"] = base64.b64encode(tail).decode("ascii")
+    return inv.payload().encode("utf-8")
 
 
 def install() -> None:
-    global _installed
-    if _installed:
-        return
     from moto.awslambda.models import LambdaFunction
-    from moto.core.responses import BaseResponse
-
-    def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
-        inv = invoke(self, event, trigger="internal")
-        return inv.payload(), inv.failed, "\n".join(inv.logs)
-
-    def invoke_api(self: Any, body: Any, request_headers: Any,
-                   response_headers: Any) -> bytes:
-        kind = _header(request_headers, "X-Amz-Invocation-Type", "RequestResponse")
-        if kind == "DryRun":
-            return b""
-        if kind == "Event":
-            threading.Thread(target=invoke, args=(self, body), kwargs={"trigger": "api-async"},
-                             name=f"gdlab-lambda-{self.function_name}", daemon=True).start()
-            return b""
-        inv = invoke(self, body, trigger="api")
-        if inv.failed:
-            response_headers["x-amz-function-error"] = "Unhandled"
-        response_headers["x-amz-executed-version"] = "$LATEST"
-        tail = "\n".join(inv.logs).encode("utf-8")[-LOG_TAIL_BYTES:]
-        response_headers["x-amz-log-result"] = base64.b64encode(tail).decode("ascii")
-        return inv.payload().encode("utf-8")
-
-    LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign]
-    LambdaFunction.invoke = invoke_api  # type: ignore[method-assign]
-    _hook_lifecycle()
-
-    # The address clients reach the server at is where functions must call back.
-    original_setup = BaseResponse.setup_class
-
-    def setup_class(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
-        global _seen_endpoint
-        host_url = getattr(request, "host_url", None) if hasattr(request, "environ") else None
-        # In-process mock_aws requests carry AWS's own hostnames; only a server has a host.
-        if host_url and ".amazonaws.com" not in host_url:
-            _seen_endpoint = host_url.rstrip("/")
-        return original_setup(self, request, *args, **kwargs)
-
-    BaseResponse.setup_class = setup_class  # type: ignore[method-assign]
 
     from gdlab.local.server import register_route
 
-    register_route("invocations", lambda query: invocations(query.get("function") or None))
-    _installed = True
+    # patch(), not wrap(): the seams keep this module's name (test_contracts checks it).
+    patches.patch(LambdaFunction, "_invoke_lambda", _invoke_lambda,
+                  "event sources run the function's zip in a warm environment")
+    patches.patch(LambdaFunction, "invoke", _invoke_api,
+                  "the Invoke API runs the function's zip in a warm environment")
+    _hook_lifecycle()
+    patches.once("routes", "GET /_gdlab/invocations", lambda: register_route(
+        "invocations", lambda query: invocations(query.get("function") or None)))

@@ -25,6 +25,7 @@ from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
 from gdlab.local import auth
+from gdlab.local import endpoint as served_at
 from gdlab.local.credentials import LocalCredentials
 from gdlab.local.credentials import generate as generate_credentials
 
@@ -300,6 +301,7 @@ def _make_server(host: str, port: int, credentials: LocalCredentials, lazy: bool
     # start returns sooner; AWS requests wait for the load).
     app = GdlabApp(credentials=credentials) if lazy else build_app(credentials)
     server = make_server(host, port, app, threaded=True, request_handler=QuietHandler)
+    served_at.serving(server.server_address)  # known once bound (port 0: the system's pick)
     _state.update(started_at=_now_iso(), started_epoch=time.time(), cloud_id=new_cloud_id(),
                   home=home)
     if lazy:
@@ -398,10 +400,8 @@ def serve(port: int, host: str = "127.0.0.1", home: str | None = None) -> None:
     credentials = load_or_create(Path(resolved) if resolved else gdlab_home())
     server = _make_server(host, port, credentials, lazy=True, home=resolved)
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    threading.Thread(
-        target=warm, args=(f"http://{host}:{port}", region, credentials), name="gdlab-warm",
-        daemon=True,
-    ).start()
+    threading.Thread(target=warm, name="gdlab-warm", daemon=True, args=(
+        served_at.url_for(server.server_address), region, credentials)).start()
 
     def stop(signum: int, frame: Any) -> None:
         raise SystemExit(0)
@@ -413,6 +413,7 @@ def serve(port: int, host: str = "127.0.0.1", home: str | None = None) -> None:
         with contextlib.suppress(KeyboardInterrupt, SystemExit):  # Ctrl-C or SIGTERM: stop
             server.serve_forever()
     finally:
+        served_at.stopped(server.server_address)
         server.server_close()
         log.info("gdlab local cloud stopped")
 
@@ -453,21 +454,20 @@ class InProcessServer:
         self._server = _make_server(self.host, self.requested_port, self.credentials)
         self.port = self._server.server_address[1]
         self.cloud_id = _state["cloud_id"]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="gdlab-local-cloud", daemon=True
-        )
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        name="gdlab-local-cloud", daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> None:
         if self._server is None:
             return
+        served_at.stopped(self._server.server_address)  # no function calls a stopped cloud
         self._server.shutdown()
         self._server.server_close()
         if self._thread is not None:
             self._thread.join()
-        self._server = None
-        self._thread = None
+        self._server = self._thread = None
 
     def __enter__(self) -> InProcessServer:
         return self.start()
