@@ -77,3 +77,47 @@ def test_bad_toml_is_clear(scenario_copy):
     (scenario_copy / "scenario.toml").write_text("name = ")
     with pytest.raises(ScenarioError, match="not valid TOML"):
         load("compromised-ec2")
+
+
+def test_the_lab_comes_from_the_scenario_folder():
+    from gdlab.lab.plan import plan_for
+
+    scenario = load("compromised-ec2")
+    assert scenario.finding_types == ("UnauthorizedAccess:EC2/MaliciousIPCaller.Custom",)
+    plan = plan_for(scenario)
+    assert [s.key for s in plan.steps] == [s.key for s in scenario.module().steps()]
+    assert plan_for(scenario) is plan  # built once: the same step objects everywhere
+
+
+@pytest.mark.parametrize("source, message", [
+    (None, "scenario file missing: .*scenario.py"),
+    ("raise RuntimeError('broken on purpose')", "failed to load: RuntimeError: broken"),
+    ("STEPS = []", "has no steps\\(\\) function"),
+])
+def test_a_broken_scenario_module_is_one_clear_error(scenario_copy, source, message):
+    module = scenario_copy / "scenario.py"
+    if source is None:
+        module.unlink()
+    else:
+        module.write_text(source + "\n")
+    with pytest.raises(ScenarioError, match=message):
+        load("compromised-ec2").module()
+
+
+def test_steps_with_an_unknown_need_are_refused_when_the_plan_is_built(scenario_copy):
+    from gdlab.lab import plan
+
+    module = scenario_copy / "scenario.py"
+    module.write_text(module.read_text() + (
+        "\n\ndef steps():\n    made = [kind() for kind in ATTACK_SIDE + RESPONSE_SIDE]\n"
+        "    made[0].needs = ('nowhere',)\n    return made\n"))
+    with pytest.raises(ScenarioError, match="unknown step\\(s\\): nowhere"):
+        plan.build(load("compromised-ec2").module().steps())
+
+
+def test_finding_types_must_start_with_finding_type(scenario_copy):
+    toml = scenario_copy / "scenario.toml"
+    toml.write_text(toml.read_text().replace(
+        "severity = 5.0", 'severity = 5.0\nfinding_types = ["Recon:EC2/Portscan"]'))
+    with pytest.raises(ScenarioError, match="finding_types must be a list"):
+        load("compromised-ec2")

@@ -1,13 +1,16 @@
-"""Scenarios are data: scenarios/<name>/ holds the toml, the rule pattern, the e-mail
-template, the user data and the responder's code. This module finds, loads and checks them."""
+"""A scenario is a folder: scenarios/<name>/ holds the toml, the rule pattern, the e-mail
+template, the user data, the responder's code and scenario.py, which says which of gdlab's
+building blocks its lab is made of. This module finds, loads and checks them."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from gdlab.errors import GdlabError, UsageError
@@ -71,6 +74,8 @@ class Scenario:
     flow_logs_local_seconds: int
     flow_logs_aws_seconds: int
     path: Path
+    # Every finding type the scenario's incident raises (the first is `finding_type`).
+    finding_types: tuple[str, ...] = ()
 
     def name_for(self, key: str, lab: str) -> str:
         return self.names[key].format(lab=lab)
@@ -83,6 +88,10 @@ class Scenario:
     def notification(self) -> dict[str, Any]:
         """InputPathsMap and InputTemplate of the rule's SNS target."""
         return _read_json(self.path / "notification.json")
+
+    def module(self) -> ModuleType:
+        """The scenario's scenario.py, imported once."""
+        return _module(self.path)
 
     @property
     def responder_dir(self) -> Path:
@@ -102,6 +111,27 @@ class Scenario:
         for key, value in values.items():
             template = template.replace("{" + key + "}", str(value))
         return template
+
+
+@cache
+def _module(path: Path) -> ModuleType:
+    file = path / "scenario.py"
+    if not file.is_file():
+        raise ScenarioError(f"scenario file missing: {file}")
+    name = "gdlab_scenario_" + path.name.replace("-", "_")
+    spec = importlib.util.spec_from_file_location(name, file)
+    if spec is None or spec.loader is None:
+        raise ScenarioError(f"{file} cannot be imported")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses and typing look their module up by name
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[name]
+        raise ScenarioError(f"{file} failed to load: {type(exc).__name__}: {exc}") from exc
+    if not callable(getattr(module, "steps", None)):
+        raise ScenarioError(f"{file} has no steps() function")
+    return module
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -173,8 +203,14 @@ def _validate(raw: dict[str, Any], path: Path) -> Scenario:
     if not 0 < severity < 10:
         raise ScenarioError(f"{where}: severity must be between 0 and 10")
     finding_type = need(raw, "finding_type", str)
-    if "/" not in finding_type or ":" not in finding_type:
-        raise ScenarioError(f"{where}: finding_type '{finding_type}' is not a GuardDuty type")
+    finding_types = raw.get("finding_types", [finding_type])
+    if not isinstance(finding_types, list) or not finding_types or finding_types[0] != \
+            finding_type or not all(isinstance(t, str) for t in finding_types):
+        raise ScenarioError(f"{where}: finding_types must be a list of strings that starts "
+                            "with finding_type")
+    for kind in finding_types:
+        if "/" not in kind or ":" not in kind:
+            raise ScenarioError(f"{where}: finding type '{kind}' is not a GuardDuty type")
     scenario = Scenario(
         name=need(raw, "name", str),
         title=need(raw, "title", str),
@@ -192,16 +228,18 @@ def _validate(raw: dict[str, Any], path: Path) -> Scenario:
         flow_logs_local_seconds=need(timeouts, "flow_logs_local_seconds", int, "timeouts."),
         flow_logs_aws_seconds=need(timeouts, "flow_logs_aws_seconds", int, "timeouts."),
         path=path,
+        finding_types=tuple(finding_types),
     )
     if scenario.name != path.name:
         raise ScenarioError(f"{where}: name '{scenario.name}' differs from its folder")
-    for extra in ("event-pattern.json", "notification.json", "user-data.sh"):
+    for extra in ("event-pattern.json", "notification.json", "user-data.sh", "scenario.py"):
         if not (path / extra).is_file():
             raise ScenarioError(f"scenario file missing: {path / extra}")
     pattern_types = scenario.event_pattern.get("detail", {}).get("type", [])
-    if scenario.finding_type not in pattern_types:
-        raise ScenarioError(
-            f"{path / 'event-pattern.json'} does not match the finding type "
-            f"{scenario.finding_type}: the rule would never fire"
-        )
+    for kind in scenario.finding_types:
+        if kind not in pattern_types:
+            raise ScenarioError(
+                f"{path / 'event-pattern.json'} does not match the finding type "
+                f"{kind}: the rule would never fire for it"
+            )
     return scenario

@@ -43,6 +43,7 @@ def test_scenarios_lists_the_scenario(run_cli):
             "name": "compromised-ec2",
             "title": "Compromised EC2 Instance",
             "finding_type": "UnauthorizedAccess:EC2/MaliciousIPCaller.Custom",
+            "finding_types": ["UnauthorizedAccess:EC2/MaliciousIPCaller.Custom"],
         }
     ]
     code, out, _ = run_cli("scenarios")

@@ -26,7 +26,8 @@ def scenarios(
     found = list_scenarios()
     if json_out:
         print_json(
-            [{"name": s.name, "title": s.title, "finding_type": s.finding_type} for s in found]
+            [{"name": s.name, "title": s.title, "finding_type": s.finding_type,
+              "finding_types": list(s.finding_types)} for s in found]
         )
         return
     from rich.table import Table
@@ -34,9 +35,9 @@ def scenarios(
     table = Table()
     table.add_column("scenario")
     table.add_column("title")
-    table.add_column("finding type", overflow="fold")
+    table.add_column("finding types", overflow="fold")
     for s in found:
-        table.add_row(s.name, s.title, s.finding_type)
+        table.add_row(s.name, s.title, "\n".join(s.finding_types))
     console().print(table)
 
 

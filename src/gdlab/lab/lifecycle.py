@@ -18,7 +18,7 @@ from gdlab.errors import (
     describe,
 )
 from gdlab.lab.awsutil import not_yet_visible, retry
-from gdlab.lab.plan import NEEDS, PLAN, PRIORITY, STEPS, TEARDOWN_ORDER
+from gdlab.lab.plan import plan_for
 from gdlab.lab.state import LabState, LabStore, Resource, new_lab_id, validate_lab_id
 from gdlab.lab.steps import LabContext, Step
 from gdlab.scenario import Scenario
@@ -126,7 +126,7 @@ def setup(
     cancel: threading.Event | None = None,
 ) -> LabState:
     """Create whatever the lab is missing. Steps run side by side as soon as what they need
-    is done (NEEDS); after a failure, or once `cancel` is set (a signal), no new step
+    is done (Step.needs); after a failure, or once `cancel` is set (a signal), no new step
     starts, the running ones finish and are journaled, and the first error (or Interrupted)
     is raised. Resumable."""
     state = ctx.state
@@ -134,7 +134,9 @@ def setup(
     state.event("setup resumed" if resumed else "setup started", phase="setting-up")
     # Of the steps that are ready, those on the longest chain of typical seconds start first
     # (the responder's: role, topic, function and its Active wait); ties keep plan order.
-    steps = sorted((step for step in PLAN if step.applies(ctx)), key=lambda s: -PRIORITY[s.key])
+    plan = plan_for(ctx.scenario)
+    steps = sorted((step for step in plan.steps if step.applies(ctx)),
+                   key=lambda s: -plan.priority[s.key])
     wanted = {step.key for step in steps}
     done: set[str] = set()
     errors: list[BaseException] = []
@@ -154,7 +156,7 @@ def setup(
                 for step in [
                     s
                     for s in steps
-                    if all(need in done or need not in wanted for need in NEEDS[s.key])
+                    if all(need in done or need not in wanted for need in s.needs)
                 ]:
                     steps.remove(step)
                     running[pool.submit(_setup_step, ctx, step, progress)] = step
@@ -255,10 +257,11 @@ def teardown_plan(ctx: LabContext, sweep_errors: list[str] | None = None) -> lis
     fails for one kind of resource is reported, and the others still run."""
     state = ctx.state
     groups: list[list[Doomed]] = []
-    for keys in TEARDOWN_ORDER:
+    plan = plan_for(ctx.scenario)
+    for keys in plan.teardown:
         group: list[Doomed] = []
         for key in keys:
-            step = STEPS[key]
+            step = plan.by_key[key]
             seen: set[str] = set()
             for res in state.resources:
                 if res.key == key and res.status == "created" and res.id and res.id not in seen:

@@ -1,88 +1,57 @@
-"""The compromised-ec2 lab as a list of steps; setup and teardown orders come from what each
-step declares (lab/graph.py)."""
+"""A lab's plan: its scenario's steps (scenarios/<name>/scenario.py) with the setup and
+teardown orders derived from what each step declares (lab/graph.py)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
 from gdlab.lab import graph
 from gdlab.lab.steps import Step
-from gdlab.lab.steps.compute import (
-    CompromisedInstance,
-    EipAssociation,
-    ElasticIp,
-    InstanceProfile,
-    InstanceRole,
-    MaliciousInstance,
-)
-from gdlab.lab.steps.detection import (
-    Bucket,
-    Detector,
-    SecurityHub,
-    ThreatIntelSet,
-    ThreatListFile,
-)
-from gdlab.lab.steps.flowlogs import FlowLog, FlowLogGroup, FlowLogRole
-from gdlab.lab.steps.network import (
-    CompromisedGroup,
-    ForensicGroup,
-    InternetGateway,
-    MaliciousGroup,
-    RouteTable,
-    Subnet,
-    UntrackingGroup,
-    Vpc,
-)
-from gdlab.lab.steps.response import (
-    EmailSubscription,
-    Function,
-    InvokePermission,
-    LogGroup,
-    ResponderRole,
-    Rule,
-    Targets,
-    Topic,
-)
 
-ATTACK_SIDE: list[Step] = [
-    Vpc(),
-    # The VPC's flow log, the evidence of what the instances sent and what was refused.
-    FlowLogGroup(),
-    FlowLogRole(),
-    FlowLog(),
-    InternetGateway(),
-    Subnet(),
-    RouteTable(),
-    ElasticIp(),
-    MaliciousGroup(),
-    CompromisedGroup(),
-    InstanceRole(),
-    InstanceProfile(),
-    MaliciousInstance(),
-    EipAssociation(),
-    CompromisedInstance(),
-    Bucket(),
-    ThreatListFile(),
-    Detector(),
-    ThreatIntelSet(),
-    SecurityHub(),
-]
+if TYPE_CHECKING:
+    from gdlab.scenario import Scenario
 
-RESPONSE_SIDE: list[Step] = [
-    ForensicGroup(),
-    UntrackingGroup(),
-    ResponderRole(),
-    Topic(),
-    EmailSubscription(),
-    LogGroup(),
-    Function(),
-    Rule(),
-    InvokePermission(),
-    Targets(),
-]
 
-PLAN: list[Step] = ATTACK_SIDE + RESPONSE_SIDE
-graph.validate(PLAN)
-STEPS: dict[str, Step] = {step.key: step for step in PLAN}
-# Derived from what each step declares (Step.needs / outlives / typical_seconds).
-NEEDS: dict[str, tuple[str, ...]] = {step.key: step.needs for step in PLAN}
-PRIORITY: dict[str, float] = graph.priorities(PLAN)
-TEARDOWN_ORDER: list[tuple[str, ...]] = graph.teardown_groups(PLAN)
+@dataclass(frozen=True)
+class Plan:
+    steps: tuple[Step, ...]
+    by_key: dict[str, Step]
+    needs: dict[str, tuple[str, ...]]
+    priority: dict[str, float]  # longest chain of typical seconds from each step
+    teardown: list[tuple[str, ...]]  # groups deleted together, first group first
+
+
+def build(steps: list[Step]) -> Plan:
+    graph.validate(steps)
+    return Plan(steps=tuple(steps), by_key={s.key: s for s in steps},
+                needs={s.key: s.needs for s in steps}, priority=graph.priorities(steps),
+                teardown=graph.teardown_groups(steps))
+
+
+@cache
+def _plan_of(name: str) -> Plan:
+    from gdlab.scenario import ScenarioError, load
+
+    made = load(name).module().steps()
+    if not isinstance(made, list) or not all(isinstance(s, Step) for s in made):
+        raise ScenarioError(f"scenario {name}: steps() must return a list of Steps")
+    return build(made)
+
+
+def plan_for(scenario: Scenario) -> Plan:
+    """The scenario's plan, built once per process (steps are shared, stateless objects)."""
+    return _plan_of(scenario.name)
+
+
+def __getattr__(name: str) -> Any:
+    """PLAN, STEPS, NEEDS, PRIORITY, TEARDOWN_ORDER: the default scenario's plan."""
+    views = {"PLAN": lambda p: list(p.steps), "STEPS": lambda p: p.by_key,
+             "NEEDS": lambda p: p.needs, "PRIORITY": lambda p: p.priority,
+             "TEARDOWN_ORDER": lambda p: p.teardown}
+    if name not in views:
+        raise AttributeError(name)
+    from gdlab.scenario import DEFAULT_SCENARIO
+
+    return views[name](_plan_of(DEFAULT_SCENARIO))

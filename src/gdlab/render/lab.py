@@ -59,9 +59,14 @@ def status_view(console: Console, state: Any) -> None:
         f"account {state.account or '?'}"
     )
     console.print(f"phase: [{phase_style}]{state.phase}[/{phase_style}]")
-    from gdlab.lab.plan import PLAN
+    from gdlab.lab.plan import plan_for
+    from gdlab.scenario import ScenarioError, UsageError, load
 
-    order = {step.key: index for index, step in enumerate(PLAN)}
+    try:
+        steps = plan_for(load(state.scenario)).steps
+    except (ScenarioError, UsageError):  # a lab of a scenario this gdlab no longer has
+        steps = ()
+    order = {step.key: index for index, step in enumerate(steps)}
     table = Table(title="Resources", title_justify="left", show_lines=False, expand=False)
     table.add_column("resource", no_wrap=True)
     table.add_column("id", overflow="fold")

@@ -1,0 +1,86 @@
+"""The Compromised EC2 Instance scenario as gdlab runs it: which of gdlab's building blocks
+(gdlab.lab.steps) its lab is made of. Each step declares what it needs; setup and teardown
+orders are derived from those declarations (gdlab.lab.graph), so this list only says what
+the lab contains and, where nothing else decides, in which order setup shows it."""
+
+from __future__ import annotations
+
+from gdlab.lab.steps import Step
+from gdlab.lab.steps.compute import (
+    CompromisedInstance,
+    EipAssociation,
+    ElasticIp,
+    InstanceProfile,
+    InstanceRole,
+    MaliciousInstance,
+)
+from gdlab.lab.steps.detection import (
+    Bucket,
+    Detector,
+    SecurityHub,
+    ThreatIntelSet,
+    ThreatListFile,
+)
+from gdlab.lab.steps.flowlogs import FlowLog, FlowLogGroup, FlowLogRole
+from gdlab.lab.steps.network import (
+    CompromisedGroup,
+    ForensicGroup,
+    InternetGateway,
+    MaliciousGroup,
+    RouteTable,
+    Subnet,
+    UntrackingGroup,
+    Vpc,
+)
+from gdlab.lab.steps.response import (
+    EmailSubscription,
+    Function,
+    InvokePermission,
+    LogGroup,
+    ResponderRole,
+    Rule,
+    Targets,
+    Topic,
+)
+
+ATTACK_SIDE: list[type[Step]] = [
+    Vpc,
+    # The VPC's flow log, the evidence of what the instances sent and what was refused.
+    FlowLogGroup,
+    FlowLogRole,
+    FlowLog,
+    InternetGateway,
+    Subnet,
+    RouteTable,
+    ElasticIp,
+    MaliciousGroup,
+    CompromisedGroup,
+    InstanceRole,
+    InstanceProfile,
+    MaliciousInstance,
+    EipAssociation,
+    CompromisedInstance,
+    Bucket,
+    ThreatListFile,
+    Detector,
+    ThreatIntelSet,
+    SecurityHub,
+]
+
+RESPONSE_SIDE: list[type[Step]] = [
+    ForensicGroup,
+    UntrackingGroup,
+    ResponderRole,
+    Topic,
+    EmailSubscription,
+    LogGroup,
+    Function,
+    Rule,
+    InvokePermission,
+    Targets,
+]
+
+
+def steps() -> list[Step]:
+    """A fresh instance of every step of this scenario's lab."""
+    return [kind() for kind in ATTACK_SIDE + RESPONSE_SIDE]
