@@ -30,7 +30,7 @@ def rss_mb(pid: int) -> float:
 def answers_aws(endpoint: str, home: str) -> None:
     """A signed STS call: proves moto itself (not only gdlab's status route) is serving."""
     from gdlab.local.credentials import load
-    from gdlab.local.server import sign
+    from gdlab.local.warmup import sign
 
     body = b"Action=GetCallerIdentity&Version=2011-06-15"
     headers = sign(load(Path(home)), "sts", "us-east-1", "POST", endpoint + "/",

@@ -31,7 +31,7 @@ def fetch(endpoint: str, name: str, timeout: float = 10.0, credentials: Any = No
         url += "?" + urllib.parse.urlencode(params, doseq=True)
     headers: dict[str, str] = {}
     if credentials is not None:
-        from gdlab.local.server import sign
+        from gdlab.local.warmup import sign
 
         headers = sign(credentials, SERVICE, "us-east-1", "GET", url, {}, b"")
     try:
