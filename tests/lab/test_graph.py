@@ -89,3 +89,22 @@ def test_a_teardown_cycle_through_outlives_is_refused():
     steps = [Fake("a", needs=("b",), outlives=("b",)), Fake("b")]
     with pytest.raises(ScenarioError, match="cycle"):
         graph.teardown_groups(steps)
+
+
+def test_a_step_reads_only_what_it_declared():
+    from gdlab.lab.state import LabState
+    from gdlab.lab.steps import LabContext
+    from gdlab.scenario import load
+
+    state = LabState(lab="gd-graph1", scenario="compromised-ec2", target="local",
+                     region="us-east-1")
+    state.record("vpc", "AWS::EC2::VPC", "vpc-1")
+    state.record("eip", "AWS::EC2::EIP", "eipalloc-1", public_ip="203.0.113.9")
+    lab = LabContext(cloud=None, state=state, scenario=load())
+    subnet = lab.for_step(Fake("subnet", needs=("vpc",)))
+    assert subnet.id_of("vpc") == "vpc-1"
+    with pytest.raises(ScenarioError, match="step 'subnet' reads 'eip' without declaring it"):
+        subnet.attr("eip", "public_ip")
+    assert lab.attr("eip", "public_ip") == "203.0.113.9"  # the lab as a whole reads anything
+    assert subnet.state is lab.state and subnet._memo is lab._memo
+

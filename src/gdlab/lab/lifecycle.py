@@ -207,6 +207,7 @@ def _setup_step(ctx: LabContext, step: Step, progress: Progress) -> None:
 
 def _create(ctx: LabContext, step: Step) -> str:
     """Create one step's resource; a pending intent is first looked for in the cloud."""
+    ctx = ctx.for_step(step)
     state = ctx.state
     pending = state.resource(step.key)
     if pending is not None and pending.status == "pending":
@@ -233,6 +234,7 @@ def _create(ctx: LabContext, step: Step) -> str:
 
 def _configure(ctx: LabContext, step: Step, res: Resource) -> str:
     """The step's follow-up calls, retried while AWS does not yet see the new resource."""
+    ctx = ctx.for_step(step)
     if res.ownership == "created":
         retry(
             lambda: step.configure(ctx, res),
@@ -268,7 +270,7 @@ def teardown_plan(ctx: LabContext, sweep_errors: list[str] | None = None) -> lis
                     group.append(Doomed(step, res))
                     seen.add(res.id)
             try:
-                swept = step.find(ctx)
+                swept = step.find(ctx.for_step(step))
             except Exception as exc:
                 if sweep_errors is None:
                     raise
@@ -410,14 +412,14 @@ def _teardown(
                 continue
             started = time.monotonic()
             try:
-                step.delete(ctx, res)
+                step.delete(ctx.for_step(step), res)
                 begun.append((doomed, started))
             except Exception as exc:
                 failures.append(_failed(report, doomed, exc))
         for doomed, started in begun:
             res, step = doomed.resource, doomed.step
             try:
-                step.finish_delete(ctx, res)
+                step.finish_delete(ctx.for_step(step), res)
             except Exception as exc:
                 failures.append(_failed(report, doomed, exc))
                 continue

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from gdlab.lab.awsutil import tag_list
@@ -44,6 +44,23 @@ class LabContext:
     poll_seconds: float = 5.0
     _memo: dict[str, Any] = field(default_factory=dict, repr=False)
     _memo_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # A step's own view (for_step): it reads only its own resource and those it declared in
+    # Step.needs. None: the lab as a whole (trigger, watch, verify).
+    step_key: str | None = None
+    declared: frozenset[str] | None = None
+
+    def for_step(self, step: Step) -> LabContext:
+        """The context a step's create/configure/find/delete runs with (same state, cloud
+        and memo)."""
+        return replace(self, step_key=step.key, declared=frozenset((step.key, *step.needs)))
+
+    def _readable(self, key: str) -> None:
+        if self.declared is not None and key not in self.declared:
+            from gdlab.scenario import ScenarioError
+
+            raise ScenarioError(
+                f"step '{self.step_key}' reads '{key}' without declaring it",
+                f"add '{key}' to {self.step_key}'s needs")
 
     def once(self, name: str, compute: Callable[[], Any]) -> Any:
         """A value computed once per setup however many steps (in threads) ask for it."""
@@ -85,9 +102,11 @@ class LabContext:
         )
 
     def id_of(self, key: str) -> str:
+        self._readable(key)
         return self.state.id_of(key)
 
     def attr(self, key: str, name: str) -> Any:
+        self._readable(key)
         res = self.state.live(key)
         return res.attrs.get(name) if res else None
 

@@ -146,7 +146,7 @@ def _zone_offering(ctx: LabContext) -> str | None:
 
 class RouteTable(Step):
     key, type, label = "route-table", "AWS::EC2::RouteTable", "Route table with default route"
-    needs = ("igw", "subnet")
+    needs = ("vpc", "igw", "subnet")
 
     def create(self, ctx: LabContext) -> None:
         ec2 = _ec2(ctx)

@@ -335,7 +335,7 @@ class InvokePermission(Step):
 
 class Targets(Step):
     key, type, label = "targets", "AWS::Events::Target", "Rule targets: e-mail + responder"
-    needs = ("permission", "sns-topic", "rule")
+    needs = ("permission", "sns-topic", "rule", "function")
 
     def create(self, ctx: LabContext) -> None:
         notification = ctx.scenario.notification
