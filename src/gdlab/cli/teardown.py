@@ -101,7 +101,7 @@ def _every_lab(app) -> list[str]:  # type: ignore[no-untyped-def]
     whatever the cloud holds that is tagged or named for a lab (torn down or not)."""
     from gdlab.lab.discovery import discover_labs
     from gdlab.lab.state import LAB_ID
-    from gdlab.scenario import load
+    from gdlab.scenario import list_scenarios
 
     cloud = app.cloud()
     sound, damaged = app.store.scan()
@@ -111,7 +111,8 @@ def _every_lab(app) -> list[str]:  # type: ignore[no-untyped-def]
         if (s.target, s.region) == (cloud.target, cloud.region) and s.phase != "torn-down"
     }
     ids |= {d.lab for d in damaged if LAB_ID.fullmatch(d.lab)}
-    ids |= discover_labs(cloud, load())
+    for scenario in list_scenarios():  # each scenario names its resources its own way
+        ids |= discover_labs(cloud, scenario)
     return sorted(ids)
 
 
@@ -143,7 +144,7 @@ def _teardown_locked(app, lab_id, dry_run, yes, out, discovered_only, cancel):  
 
     from gdlab.cli.setup import confirm_billable
     from gdlab.lab import lifecycle
-    from gdlab.lab.discovery import rebuild_lost_lab
+    from gdlab.lab.discovery import rebuild_lost_lab, scenario_of
     from gdlab.render.lab import step_line
     from gdlab.scenario import load
 
@@ -165,7 +166,8 @@ def _teardown_locked(app, lab_id, dry_run, yes, out, discovered_only, cancel):  
     else:
         cloud = app.cloud()
         try:
-            state = rebuild_lost_lab(store, cloud, load(), lab_id, dry_run=dry_run)
+            scenario = load(scenario_of(cloud, lab_id))  # from its gdlab:scenario tag
+            state = rebuild_lost_lab(store, cloud, scenario, lab_id, dry_run=dry_run)
         except LabNotFound:
             if damaged is not None:
                 return _set_aside(store, lab_id, damaged, cloud, dry_run, out)

@@ -11,8 +11,8 @@ from gdlab.cloud import Cloud
 from gdlab.errors import LabNotFound
 from gdlab.lab.lifecycle import context, teardown_plan
 from gdlab.lab.state import LAB_ID, LabState, LabStore
-from gdlab.lab.steps import LAB_TAG
-from gdlab.scenario import Scenario
+from gdlab.lab.steps import LAB_TAG, SCENARIO_TAG
+from gdlab.scenario import DEFAULT_SCENARIO, Scenario, ScenarioError
 
 _LAB = r"(?P<lab>[a-z0-9][a-z0-9-]{1,10}[a-z0-9])"
 
@@ -85,6 +85,32 @@ def discover_labs(cloud: Cloud, scenario: Scenario) -> set[str]:
         if tags.get(LAB_TAG):
             labs.add(tags[LAB_TAG])
     return {lab for lab in labs if LAB_ID.fullmatch(lab) and "--" not in lab}
+
+
+def scenario_of(cloud: Cloud, lab: str) -> str:
+    """The scenario a lab was set up with, read from the gdlab:scenario tag its resources
+    carry (its VPC, groups, addresses, instances, or detector); the default scenario when
+    none is left that says (a lab of an older gdlab, or one with nothing tagged left)."""
+    ec2 = cloud.client("ec2")
+    mine = [{"Name": f"tag:{LAB_TAG}", "Values": [lab]}]
+    tagged: list[dict[str, Any]] = []
+    tagged += ec2.describe_vpcs(Filters=mine)["Vpcs"]
+    tagged += ec2.describe_security_groups(Filters=mine)["SecurityGroups"]
+    tagged += ec2.describe_addresses(Filters=mine)["Addresses"]
+    for reservation in ec2.describe_instances(Filters=mine)["Reservations"]:
+        tagged += reservation["Instances"]
+    found = {t["Value"] for r in tagged for t in r.get("Tags") or []
+             if t.get("Key") == SCENARIO_TAG}
+    if not found:
+        guardduty = cloud.client("guardduty")
+        for detector_id in guardduty.list_detectors()["DetectorIds"]:
+            tags = guardduty.get_detector(DetectorId=detector_id).get("Tags", {})
+            if tags.get(LAB_TAG) == lab and tags.get(SCENARIO_TAG):
+                found.add(tags[SCENARIO_TAG])
+    if len(found) > 1:
+        raise ScenarioError(f"lab '{lab}' has resources tagged for several scenarios: "
+                            f"{', '.join(sorted(found))}")
+    return found.pop() if found else DEFAULT_SCENARIO
 
 
 def rebuild_lost_lab(
