@@ -108,3 +108,11 @@ def test_a_step_reads_only_what_it_declared():
     assert lab.attr("eip", "public_ip") == "203.0.113.9"  # the lab as a whole reads anything
     assert subnet.state is lab.state and subnet._memo is lab._memo
 
+
+
+def test_the_preflight_counts_the_elastic_ips_the_plan_allocates():
+    from gdlab.lab.plan import plan_for
+    from gdlab.scenario import load
+
+    assert plan_for(load()).elastic_ips == 1
+    assert graph and STEPS["eip"].elastic_ips == 1

@@ -78,7 +78,9 @@ def run_setup(  # type: ignore[no-untyped-def]
         if resuming:
             cloud.account  # noqa: B018 - proves the credentials before touching anything
         else:
-            cloud.preflight(eips_needed=1)
+            from gdlab.lab.plan import plan_for
+
+            cloud.preflight(eips_needed=plan_for(scenario).elastic_ips)
         confirm_billable(cloud, yes, "gdlab will create the lab")
     if cancel is not None and cancel.is_set():
         raise Interrupted("interrupted before the lab was opened: nothing was created")

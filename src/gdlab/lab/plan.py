@@ -22,6 +22,11 @@ class Plan:
     priority: dict[str, float]  # longest chain of typical seconds from each step
     teardown: list[tuple[str, ...]]  # groups deleted together, first group first
 
+    @property
+    def elastic_ips(self) -> int:
+        """Elastic IPs a whole setup allocates (what the preflight checks the quota for)."""
+        return sum(step.elastic_ips for step in self.steps)
+
 
 def build(steps: list[Step]) -> Plan:
     graph.validate(steps)

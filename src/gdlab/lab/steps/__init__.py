@@ -124,6 +124,8 @@ class Step(ABC):
     # About how long its create takes on AWS: of several ready steps, setup starts the ones
     # on the longest chain first.
     typical_seconds: float = 1.0
+    # Elastic IPs its create allocates: the preflight checks the lab's total against the quota.
+    elastic_ips: int = 0
 
     def applies(self, ctx: LabContext) -> bool:
         """Optional steps (the e-mail subscription) say whether this lab wants them."""

@@ -178,6 +178,7 @@ class InstanceProfile(Step):
 
 class ElasticIp(Step):
     key, type, label = "eip", "AWS::EC2::EIP", "Elastic IP of the malicious instance"
+    elastic_ips = 1
 
     def create(self, ctx: LabContext) -> None:
         # Check and allocate as one step among gdlab's processes: two setups that both passed
@@ -189,7 +190,7 @@ class ElasticIp(Step):
         where = f"{cloud.target}-{cloud.account}-{cloud.region}"
         with locks.locked(store.home / "locks" / f"eip-{where}.lock", "the Elastic IP quota",
                           wait_seconds=max(30.0, ctx.patience_seconds)):
-            cloud.preflight(eips_needed=1)
+            cloud.preflight(eips_needed=self.elastic_ips)
             self._allocate(ctx)
 
     def _allocate(self, ctx: LabContext) -> None:
