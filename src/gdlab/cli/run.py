@@ -1,8 +1,11 @@
-"""gdlab run: the whole incident in one go — setup, trigger, watch, verify, teardown."""
+"""gdlab run: the whole incident in one go — setup, trigger, watch, verify, teardown.
+
+Options, usage errors, signals and rendering live here; the run itself is gdlab.lab.run."""
 
 from __future__ import annotations
 
-import time
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -11,7 +14,7 @@ from rich.markup import escape
 
 from gdlab.cli import signals
 from gdlab.cli.common import console, err_console, interrupt_explained, obj, print_json
-from gdlab.errors import Interrupted, describe
+from gdlab.lab.run import Declined, RunEvents, RunReport
 
 
 def register(app: typer.Typer) -> None:
@@ -52,6 +55,7 @@ def run(
     """
     from gdlab.cli.detect import parse_duration
     from gdlab.cli.setup import validate_email
+    from gdlab.lab import run as core
     from gdlab.lab.state import validate_lab_id
     from gdlab.scenario import load
 
@@ -61,210 +65,170 @@ def run(
         validate_lab_id(lab)
     validate_email(email)
     load(scenario)
+    app = obj(ctx)
     # On the local target the background local cloud serves the run, as it serves every
     # command (started if needed): its moto backends stay warm from one run to the next.
     # SIGINT, SIGTERM and SIGHUP, at any phase: no new step or phase starts, the calls in
     # flight finish and are journaled, the lab is torn down, exit code 130; the same signal
     # again stops the teardown and names what is left (cli/signals.py).
     with signals.handling(lab, keep=keep) as sig:
-        report = _run(ctx, sig, scenario, lab, email, keep, seconds, yes, json_out)
+        view = RunView(json_out, yes)
+        report = core.run(
+            app.cloud, app.store, scenario, lab=lab, email=email, keep=keep, timeout=seconds,
+            sig=sig, events=view, mails=_local_mails,
+        )
+        _summary(report, view.out, json_out)
         if json_out:
-            print_json(report)
+            print_json(report.to_dict())
     if sig.interrupted:
         interrupt_explained()
         raise typer.Exit(130)
-    if not report["passed"]:
+    if not report.passed:
         raise typer.Exit(1)
 
 
-def _run(ctx, sig, scenario, lab, email, keep, timeout, yes, json_out):  # type: ignore[no-untyped-def]
-    from gdlab.cli.setup import run_setup
+class RunView(RunEvents):
+    """What `gdlab run` shows while it goes: with --json only setup's lines, on stderr
+    (stdout stays pure JSON)."""
+
+    def __init__(self, json_out: bool, yes: bool):
+        self.json_out, self.yes = json_out, yes
+        self.out = err_console() if json_out else console()
+        self.current = ""
+        self._result: Any = None
+
+    def phase(self, name: str) -> None:
+        self.current = name
+        if not self.json_out:
+            self.out.rule(f"[bold]{name}")
+
+    def failed(self, name: str, error: str) -> None:
+        self.out.print(f"[bold red]{name} failed:[/bold red] {escape(error)}")
+
+    def interrupted(self, name: str, signal: str | None, message: str | None) -> None:
+        said = f": {escape(message)}" if message is not None else ""
+        self.out.print(f"[bold yellow]{name} interrupted[/bold yellow] ({signal}){said}")
+
+    def confirm(self, cloud: Any) -> None:
+        from gdlab.cli.setup import confirm_billable
+
+        try:
+            confirm_billable(cloud, self.yes, "gdlab will create the lab")
+        except click.exceptions.Exit as exc:  # the user said no
+            raise Declined from exc
+
+    def named(self, lab: str) -> None:
+        signals.name_lab(lab)
+
+    def opened(self, state: Any, scenario: Any, cloud: Any, resuming: bool) -> None:
+        self.out.print(
+            f"[bold]{'Resuming' if resuming else 'Setting up'} lab {state.lab}[/bold] "
+            f"({scenario.title}) on {cloud.target} {cloud.region}"
+            + (f" via {cloud.endpoint_url}" if cloud.endpoint_url else "")
+        )
+
+    def progress(self, event: Any) -> None:
+        from gdlab.render.lab import step_line
+
+        if self.json_out and self.current == "teardown":
+            return  # with --json, setup's lines go to stderr; the teardown's are not shown
+        step_line(self.out, event)
+
+    def ready(self, state: Any, seconds: float) -> None:
+        created = sum(1 for r in state.resources if r.status == "created")
+        adopted = sum(
+            1 for r in state.resources if r.ownership == "adopted" and r.status == "created"
+        )
+        self.out.print(
+            f"[bold green]lab {state.lab} ready[/bold green] in {seconds:.1f}s: "
+            f"{created} resources ({adopted} adopted). Next: gdlab trigger"
+        )
+
+    def triggered(self, ping: Any) -> None:
+        if not self.json_out:
+            from gdlab.render.incident import ping_view
+
+            ping_view(self.out, ping)
+
+    @contextlib.contextmanager
+    def watching(self) -> Iterator[Any]:
+        """Hops as they are seen: a live table on a terminal, plain lines in a CI log."""
+        from gdlab.render.incident import PlainProgress, hops_table, watch_summary
+
+        self._result = None
+        if self.json_out:
+            yield None
+            return
+        out = console()
+        if not out.is_terminal:
+            yield PlainProgress(out).hops
+            out.print(hops_table(self._result.hops, spinning=False))
+            watch_summary(out, self._result)
+            return
+        from rich.live import Live
+
+        with Live(hops_table([]), console=out, refresh_per_second=10, transient=False) as live:
+            self._live = live
+            yield lambda hops: live.update(hops_table(hops))
+        watch_summary(out, self._result)
+
+    def watched(self, result: Any) -> None:
+        self._result = result
+        if not self.json_out and console().is_terminal:
+            from gdlab.render.incident import hops_table
+
+            self._live.update(hops_table(result.hops, spinning=False))
+
+    def waiting(self) -> Any:
+        from gdlab.cli.detect import waiting_shown
+
+        return waiting_shown(self.out)
+
+
+def _summary(report: RunReport, out: Any, json_out: bool) -> None:
+    """The timeline, e-mails and verify table, then one verdict line."""
     from gdlab.render import incident
 
-    out = err_console() if json_out else console()
-    started = time.monotonic()
-    steps: list[dict[str, Any]] = []
-    report: dict[str, Any] = {"passed": False, "steps": steps}
-
-    def step(name: str, fn: Any, interruptible: bool = False) -> Any:
-        """One phase. `interruptible`: it only reads and waits in this thread, so a signal
-        ends it at once; otherwise a signal lets it finish what it has begun."""
-        t0 = time.monotonic()
-        if not json_out:
-            out.rule(f"[bold]{name}")
-        try:
-            if interruptible:
-                with sig.interruptible():
-                    value = fn()
-            else:
-                value = fn()
-        except (KeyboardInterrupt, Interrupted) as exc:
-            sig.note()  # a KeyboardInterrupt raised without a signal counts as Ctrl-C
-            line = str(exc) if isinstance(exc, Interrupted) else f"interrupted ({sig.interrupted})"
-            steps.append(
-                {
-                    "step": name,
-                    "ok": False,
-                    "seconds": round(time.monotonic() - t0, 3),
-                    "error": line,
-                    "interrupted": True,
-                }
-            )
-            said = f": {escape(exc.message)}" if isinstance(exc, Interrupted) else ""
-            out.print(f"[bold yellow]{name} interrupted[/bold yellow] ({sig.interrupted}){said}")
-            return None
-        except (Exception, click.exceptions.Exit) as exc:  # Exit: AWS confirmation declined
-            declined = isinstance(exc, (click.exceptions.Exit, typer.Exit))
-            line = "declined" if declined else describe(exc)[0]
-            steps.append(
-                {
-                    "step": name,
-                    "ok": False,
-                    "seconds": round(time.monotonic() - t0, 3),
-                    "error": line,
-                }
-            )
-            out.print(f"[bold red]{name} failed:[/bold red] {escape(line)}")
-            return None
-        steps.append({"step": name, "ok": True, "seconds": round(time.monotonic() - t0, 3)})
-        return value
-
-    opened: dict[str, Any] = {}
-    made = step(
-        "setup",
-        lambda: run_setup(
-            ctx, lab, scenario, email, yes, quiet=json_out, opened=opened, cancel=sig.stop
-        ),
-    )
-    # A failed setup still leaves the lab it opened, which teardown then removes.
-    state = made[0] if made else opened.get("state")
-    lab_ctx = made[1] if made else None
-    cloud = obj(ctx).cloud()
-    report.update(lab=state.lab if state else None, target=cloud.target, region=cloud.region)
-    since = state.timeline[0].time if state and state.timeline else None
-    verdict = None
-    try:
-        verdict = _detect(step, sig, report, steps, lab_ctx, timeout, json_out, out)
-    finally:
-        # Teardown runs whatever happened before it, signals included: nothing billable stays.
-        _close(ctx, step, sig, report, cloud, state, lab_ctx, keep, json_out, out)
-    report["seconds"] = round(time.monotonic() - started, 3)
-    report["api_calls"] = cloud.api_call_count
-    report["interrupted"] = sig.interrupted
-    report["passed"] = (
-        not sig.interrupted
-        and all(s["ok"] for s in steps)
-        and verdict is not None
-        and verdict.passed
-    )
-    mails = report.get("emails")
+    state = report.state
     if not json_out and state is not None:
         out.rule("[bold]summary")
-        out.print(incident.timeline_table(state, since))
-        if mails:
+        out.print(incident.timeline_table(state, report.since))
+        if report.emails:
             from gdlab.cli.mail import render as render_mails
 
-            render_mails(mails, state.id_of("sns-topic") if state.live("sns-topic") else "")
-        if verdict is not None:
-            incident.verify_view(out, verdict)
-    if sig.interrupted:
+            render_mails(report.emails,
+                         state.id_of("sns-topic") if state.live("sns-topic") else "")
+        if report.verify is not None:
+            incident.verify_view(out, report.verify)
+    if report.interrupted:
         # One line, last, on stderr (stdout stays pure JSON with --json): what is left.
         err_console().print(
-            f"[bold yellow]gdlab run interrupted ({sig.interrupted})[/bold yellow]"
-            f"{_left(steps, state, keep)}",
+            f"[bold yellow]gdlab run interrupted ({report.interrupted})[/bold yellow]"
+            f"{_left(report)}",
             soft_wrap=True,
         )
     elif not json_out and state is not None:
-        style = "bold green" if report["passed"] else "bold red"
-        verdict_word = "PASSED" if report["passed"] else "FAILED"
-        failed = [s["step"] for s in steps if not s["ok"]]
+        style = "bold green" if report.passed else "bold red"
+        verdict_word = "PASSED" if report.passed else "FAILED"
+        failed = report.failed
         out.print(
-            f"[{style}]gdlab run {verdict_word}[/{style}] in {report['seconds']:.2f}s, "
-            f"{report['api_calls']} AWS API calls"
+            f"[{style}]gdlab run {verdict_word}[/{style}] in {report.seconds:.2f}s, "
+            f"{report.api_calls} AWS API calls"
             + (f"; failed: {', '.join(failed)}" if failed else "")
-            + ("" if not keep else f"; lab {state.lab} kept (gdlab teardown removes it)")
+            + ("" if not report.keep else f"; lab {state.lab} kept (gdlab teardown removes it)")
         )
-    return report
 
 
-def _left(steps: list[dict[str, Any]], state: Any, keep: bool) -> str:
+def _left(report: RunReport) -> str:
     """After an interruption: what became of the lab, as the end of one line."""
-    if state is None:
+    if report.state is None:
         return ": stopped before a lab was opened, nothing was created"
-    lab = state.lab
-    if keep:
+    lab = report.state.lab
+    if report.keep:
         return f": lab {lab} kept (--keep) — 'gdlab teardown --lab {lab}' removes it"
-    teardown = next((s for s in steps if s["step"] == "teardown"), None)
+    teardown = report.step("teardown")
     if teardown is None:
         return f": lab {lab} was not torn down — 'gdlab teardown --lab {lab}' removes it"
-    if not teardown["ok"]:
-        return f": {escape(teardown['error'])}"
+    if not teardown.ok:
+        return f": {escape(teardown.error or '')}"
     return f": lab {lab} torn down, nothing of it remains"
-
-
-def _detect(step, sig, report, steps, lab_ctx, timeout, json_out, out):  # type: ignore[no-untyped-def]
-    """trigger -> watch -> verify; returns the verdict (None if it never got that far, or
-    a signal came first: then no further phase starts)."""
-    from gdlab.cli.detect import run_watch
-    from gdlab.lab import trigger as trigger_core
-    from gdlab.lab.verify import verify as verify_core
-    from gdlab.render import incident
-
-    if lab_ctx is None or sig.stop.is_set():
-        return None
-    ping = step("trigger", lambda: trigger_core.trigger(lab_ctx), interruptible=True)
-    if ping is not None:
-        report["trigger"] = ping.to_dict()
-        if not json_out:
-            incident.ping_view(out, ping)
-        if not ping.set_off:
-            steps[-1].update(ok=False, error=f"SSM did not run the ping ({ping.detail})")
-    if sig.stop.is_set():
-        return None
-    watched = step("watch", lambda: run_watch(lab_ctx, timeout, json_out), interruptible=True)
-    if watched is not None:
-        report["watch"] = watched.to_dict()
-        if not watched.complete:
-            steps[-1].update(ok=False, error="deadline reached before every hop was seen")
-    if sig.stop.is_set():
-        return None
-    def verify_now():  # type: ignore[no-untyped-def]
-        from gdlab.cli.detect import waiting_shown
-
-        with waiting_shown(out) as waiting:
-            return verify_core(lab_ctx, waiting=waiting)
-
-    verdict = step("verify", verify_now, interruptible=True)
-    if verdict is not None:
-        report["verify"] = verdict.to_dict()
-        if not verdict.passed:
-            steps[-1].update(ok=False, error="not every check passed")
-    return verdict
-
-
-def _close(ctx, step, sig, report, cloud, state, lab_ctx, keep, json_out, out):  # type: ignore[no-untyped-def]
-    """Collect the e-mails, then tear the lab down unless --keep. A first signal during
-    the teardown lets it finish; the next one (`sig.cancel`) stops it between groups."""
-    from gdlab.lab import lifecycle
-    from gdlab.render.lab import step_line
-    from gdlab.scenario import load
-
-    mails = _local_mails(cloud, state) if state else None
-    if mails is not None:
-        report["emails"] = mails
-    if state is None or keep:
-        return
-    td_ctx = lab_ctx or lifecycle.context(cloud, state, load(state.scenario))
-    sig.tearing_down()
-    try:
-        step(
-            "teardown",
-            lambda: lifecycle.teardown(
-                td_ctx,
-                store=obj(ctx).store,
-                progress=(lambda e: step_line(out, e)) if not json_out else (lambda e: None),
-                cancel=sig.cancel,
-            ),
-        )
-    finally:
-        sig.done()
