@@ -207,3 +207,27 @@ def test_an_iam_users_key_signs_while_it_is_active_and_its_policies_decide(local
     assert "explicit deny" in denied["message"]
     iam.update_access_key(UserName="dev", AccessKeyId=key["AccessKeyId"], Status="Inactive")
     assert refused(sts.get_caller_identity)["code"] == "InvalidClientTokenId"
+
+
+def test_aws_source_ip_is_the_address_the_request_comes_from(local_server):
+    """A policy condition on aws:SourceIp sees an instance's address when the instance
+    simulation makes the call from it (trail.from_address), the peer's address otherwise."""
+    from gdlab.local import trail
+
+    admin = local_server.credentials.boto3_kwargs()
+    iam = client(local_server, "iam", **admin)
+    iam.create_role(RoleName="from-here", AssumeRolePolicyDocument=TRUST_ANYONE_IN_ACCOUNT)
+    iam.put_role_policy(RoleName="from-here", PolicyName="p", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "guardduty:ListDetectors", "Resource": "*"},
+            {"Effect": "Deny", "Action": "*", "Resource": "*",
+             "Condition": {"IpAddress": {"aws:SourceIp": "203.0.113.0/24"}}}]}))
+    issued = client(local_server, "sts", **admin).assume_role(
+        RoleArn=f"arn:aws:iam::{ACCOUNT}:role/from-here", RoleSessionName="s1")["Credentials"]
+    keys = {"aws_access_key_id": issued["AccessKeyId"],
+            "aws_secret_access_key": issued["SecretAccessKey"],
+            "aws_session_token": issued["SessionToken"]}
+    assert client(local_server, "guardduty", **keys).list_detectors()["DetectorIds"] == []
+    remote = trail.from_address(client(local_server, "guardduty", **keys), "203.0.113.7")
+    denied = refused(remote.list_detectors)
+    assert denied["code"] == "AccessDeniedException" and "explicit deny" in denied["message"]

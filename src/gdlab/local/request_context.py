@@ -240,6 +240,7 @@ def context_for(response: Any, principal: Principal, action: str) -> RequestCont
     params = request_params(response)
     keys = principal_keys(principal)
     keys["aws:requestedregion"] = (region,)
+    keys["aws:sourceip"] = (source_ip(response),)
     service = action.split(":", 1)[0].lower()
     if service == "ec2":
         keys["ec2:region"] = (region,)
@@ -249,6 +250,17 @@ def context_for(response: Any, principal: Principal, action: str) -> RequestCont
         action=action, resources=resources, keys=keys,
         request_tags=None if params is None else tags_in(params),
         principal_tags=principal_tags(principal))
+
+
+def source_ip(response: Any) -> str:
+    """Where the request came from: the instance address the instance simulation proved it
+    speaks for (trail.py), else the peer's address."""
+    environ = getattr(getattr(response, "normalized_request", None), "environ", None)
+    if not isinstance(environ, dict):
+        return "127.0.0.1"
+    from gdlab.local.trail import resolve_source
+
+    return resolve_source(environ)
 
 
 def as_json(context: RequestContext) -> str:
