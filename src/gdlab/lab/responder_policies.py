@@ -1,0 +1,73 @@
+"""Least-privilege IAM policies for the responders of scenarios other than compromised-ec2
+(whose role policy is gdlab.lab.responder.role_policy). Pure functions: ARNs in, policy out.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# The inline policy the credential-exfiltration responder writes (IAM's own console name).
+REVOKE_POLICY_NAME = "AWSRevokeOlderSessions"
+
+
+def revoke_sessions_policy(
+    *,
+    partition: str,
+    region: str,
+    account: str,
+    role_name: str,
+    topic_arn: str,
+    log_group_name: str,
+    lab_tag_key: str | None = None,
+    lab_tag_value: str | None = None,
+) -> dict[str, Any]:
+    """What scenarios/credential-exfiltration/responder/handler.py calls, on exactly one role.
+
+    `role_name` is the lab's instance role (path "/"); IAM ARNs carry no region, so `region`
+    only places the log group. With `lab_tag_key`/`lab_tag_value`, PutRolePolicy also needs
+    the role to carry the lab tag, so a role re-created under the name outside the lab is
+    refused by IAM too, not only by the handler's own check.
+    """
+    if bool(lab_tag_key) != bool(lab_tag_value):
+        raise ValueError("lab_tag_key and lab_tag_value go together")
+    role_arn = f"arn:{partition}:iam::{account}:role/{role_name}"
+    revoke: dict[str, Any] = {
+        # Service Authorization Reference (IAM): PutRolePolicy's only condition key is
+        # iam:PermissionsBoundary; no key names the inline policy, so the policy name cannot
+        # be pinned. The grant is bounded by the role's ARN and by the role's tag: the role
+        # resource type supports aws:ResourceTag/<key> and iam:ResourceTag/<key>, which IAM
+        # treats alike; the global key is used (as for EC2 in responder.role_policy).
+        "Sid": "RevokeSessionsOfTheLabRole",
+        "Effect": "Allow",
+        "Action": "iam:PutRolePolicy",
+        "Resource": role_arn,
+    }
+    if lab_tag_key:
+        revoke["Condition"] = {"StringEquals": {f"aws:ResourceTag/{lab_tag_key}": lab_tag_value}}
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                # No tag condition here: the handler must be able to read an untagged role to
+                # say why it refuses to act, instead of failing with AccessDenied.
+                "Sid": "ReadTheLabRole",
+                "Effect": "Allow",
+                "Action": ["iam:GetRole", "iam:ListRoleTags", "iam:GetRolePolicy"],
+                "Resource": role_arn,
+            },
+            revoke,
+            {
+                "Sid": "ReportToTheLabTopic",
+                "Effect": "Allow",
+                "Action": "sns:Publish",
+                "Resource": topic_arn,
+            },
+            {
+                # gdlab creates the log group itself, so no logs:CreateLogGroup.
+                "Sid": "WriteOwnLogs",
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": f"arn:{partition}:logs:{region}:{account}:log-group:{log_group_name}:*",
+            },
+        ],
+    }
