@@ -5,6 +5,8 @@ the lab contains and, where nothing else decides, in which order setup shows it.
 
 from __future__ import annotations
 
+from gdlab.lab import hops as library_hops
+from gdlab.lab.hops import HopSpec
 from gdlab.lab.steps import Step
 from gdlab.lab.steps.compute import (
     CompromisedInstance,
@@ -84,3 +86,10 @@ RESPONSE_SIDE: list[type[Step]] = [
 def steps() -> list[Step]:
     """A fresh instance of every step of this scenario's lab."""
     return [kind() for kind in ATTACK_SIDE + RESPONSE_SIDE]
+
+
+def hops() -> list[HopSpec]:
+    """What `gdlab watch` follows, in order: the list, the finding in GuardDuty and Security
+    Hub, the responder, the isolation it made, and both e-mails."""
+    return [library_hops.THREAT_LIST, library_hops.GUARDDUTY, library_hops.SECURITYHUB,
+            library_hops.RESPONDER, library_hops.ISOLATED, library_hops.EMAILS]

@@ -151,3 +151,27 @@ def test_the_local_cloud_stopped_mid_watch(run_cli, local_server, prompt):
     assert len(lines) == 1 and "Traceback" not in err, err
     assert f"lost the endpoint {local_server.endpoint} while watching lab gd-" in lines[0]
     assert "if it was stopped, the lab's resources are gone" in lines[0]
+
+
+def test_the_hops_are_the_scenarios(monkeypatch):
+    """Watch follows what the scenario's hops() lists, in its order, and nothing else."""
+    import types
+
+    from gdlab.lab import hops
+    from gdlab.lab.watch import Watcher, hops_of
+    from gdlab.scenario import ScenarioError
+
+    ctx = lab_at("http://127.0.0.1:9")
+    assert [s.key for s in hops_of(ctx)] == ["threat-list", "guardduty", "securityhub",
+                                             "responder", "isolated", "emails"]
+    seen = []
+    only = hops.HopSpec("custom", "Custom hop", lambda w: seen.append(w.see("custom", "ok")),
+                        60, "look elsewhere")
+    module = types.SimpleNamespace(hops=lambda: [only])
+    monkeypatch.setattr(type(ctx.scenario), "module", lambda self: module)
+    watcher = Watcher(ctx)
+    watcher.poll()
+    assert watcher.complete and list(watcher.hops) == ["custom"] and seen
+    module.hops = lambda: [("custom", "Custom hop")]
+    with pytest.raises(ScenarioError, match="hops\\(\\) must return a list of HopSpecs"):
+        hops_of(ctx)

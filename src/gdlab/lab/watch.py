@@ -11,51 +11,28 @@ from datetime import datetime, timezone
 from typing import Any
 
 from gdlab.errors import LOCAL_HINT, GdlabError, describe, describe_endpoint_error, safe_url
-from gdlab.lab import observe
+from gdlab.lab.hops import HopSpec
 from gdlab.lab.state import now_iso
 from gdlab.lab.steps import LabContext
 
-HOPS = [
-    ("threat-list", "Threat list ACTIVE"),
-    ("guardduty", "Finding in GuardDuty"),
-    ("securityhub", "Finding in Security Hub"),
-    ("responder", "Responder ran"),
-    ("isolated", "Instance isolated"),
-    ("emails", "E-mails published"),
-]
-
-# How long each hop usually takes after the trigger, so a wait can be shown against it. AWS:
-# a new finding reaches GuardDuty's API and EventBridge in about 5 minutes, Security Hub
-# about 5 minutes after that; the responder and its e-mail follow EventBridge in seconds
-# (REFERENCE: latencies). The local cloud answers within a second or two.
-EXPECTED_AWS_SECONDS = {
-    "threat-list": 0,  # trigger waits for ACTIVE before it pings
-    "guardduty": 300,
-    "securityhub": 600,
-    "responder": 310,
-    "isolated": 310,
-    "emails": 310,
-}
-EXPECTED_LOCAL_SECONDS = 2
+EXPECTED_LOCAL_SECONDS = 2  # the local cloud answers within a second or two
 
 
-def expected_seconds(ctx: LabContext, key: str) -> float:
-    return EXPECTED_LOCAL_SECONDS if ctx.cloud.is_local else EXPECTED_AWS_SECONDS[key]
+def expected_seconds(ctx: LabContext, spec: HopSpec) -> float:
+    return EXPECTED_LOCAL_SECONDS if ctx.cloud.is_local else spec.expected_aws_seconds
 
 
-HINTS = {
-    "threat-list": "the threat list is not ACTIVE: 'aws guardduty get-threat-intel-set' shows "
-    "its status; activation takes minutes on AWS, and ERROR means GuardDuty cannot read the file",
-    "guardduty": "no finding yet: is the detector enabled and the threat list ACTIVE? GuardDuty "
-    "usually needs about 5 minutes for a new finding; 'gdlab trigger' pings again",
-    "securityhub": "the finding is not in Security Hub: is Security Hub enabled, with the "
-    "GuardDuty integration accepting findings?",
-    "responder": "the responder did not run: is the EventBridge rule ENABLED with the Lambda "
-    "target, and the invoke permission in place? Check its log group",
-    "isolated": "the instance still has other groups: read the responder's log for its reason",
-    "emails": "fewer than 2 messages published to the topic: check the rule's SNS target and "
-    "the topic policy (SNS metrics in CloudWatch can lag a few minutes on AWS)",
-}
+def hops_of(ctx: LabContext) -> list[HopSpec]:
+    """The hops the lab's scenario is watched through (its scenario.py `hops()`)."""
+    from gdlab.scenario import ScenarioError
+
+    make = getattr(ctx.scenario.module(), "hops", None)
+    specs = make() if callable(make) else None
+    if not isinstance(specs, list) or not specs or not all(
+            isinstance(s, HopSpec) for s in specs):
+        raise ScenarioError(f"scenario {ctx.scenario.name}: hops() must return a list of "
+                            "HopSpecs (gdlab.lab.hops)")
+    return specs
 
 
 # An endpoint is lost when at least this many polls in a row, spanning at least this long,
@@ -125,19 +102,20 @@ def triggered_at(ctx: LabContext) -> datetime | None:
 
 
 class Watcher:
-    """Polls only the hops not yet seen, in dependency order."""
+    """Polls only the hops not yet seen, in the order the scenario lists them."""
 
-    def __init__(self, ctx: LabContext):
+    def __init__(self, ctx: LabContext, specs: list[HopSpec] | None = None):
         self.ctx = ctx
+        self.specs = specs if specs is not None else hops_of(ctx)
         self.hops = {
-            key: Hop(key, label, expected=expected_seconds(ctx, key)) for key, label in HOPS
+            s.key: Hop(s.key, s.label, expected=expected_seconds(ctx, s)) for s in self.specs
         }
         self.finding: dict[str, Any] | None = None
         self.since = triggered_at(ctx) or datetime.now(timezone.utc)
         # The connection error of the last poll when nothing in it reached the endpoint.
         self.unreachable: BaseException | None = None
 
-    def _see(self, key: str, detail: str) -> None:
+    def see(self, key: str, detail: str) -> None:
         hop = self.hops[key]
         hop.detail = detail
         if hop.seen:
@@ -145,11 +123,15 @@ class Watcher:
         hop.seen = True
         hop.at = now_iso()
         hop.elapsed = (datetime.now(timezone.utc) - self.since).total_seconds()
-        phase = {"guardduty": "detected", "isolated": "isolated"}.get(key)
+        phase = next(s.phase for s in self.specs if s.key == key)
         if phase and self.ctx.state.phase in ("ready", "triggered", "detected"):
             self.ctx.state.event(f"{hop.label}: {detail}", phase=phase)
         else:
             self.ctx.state.event(f"{hop.label}: {detail}")
+
+    def note(self, key: str, detail: str) -> None:
+        """What a look found instead of the hop."""
+        self.hops[key].detail = detail
 
     def poll(self) -> None:
         waited = (datetime.now(timezone.utc) - self.since).total_seconds()
@@ -164,21 +146,13 @@ class Watcher:
         and sets `unreachable`, unless an earlier look of the same poll got an answer."""
         self.unreachable = None
         answered = False
-        for key, look in (
-            ("threat-list", self._threat_list),
-            ("guardduty", self._guardduty),
-            ("securityhub", self._securityhub),
-            ("responder", self._responder),
-            ("isolated", self._isolated),
-            ("emails", self._emails),
-        ):
-            # the finding is read again after it is seen: its Count keeps growing
-            if self.hops[key].seen and key != "guardduty":
+        for spec in self.specs:
+            if self.hops[spec.key].seen and not spec.again:
                 continue
             try:
-                look()
+                spec.look(self)
             except Exception as exc:  # throttling, a transient error: say so, keep watching
-                self.hops[key].detail = f"could not check: {describe(exc)[0]}"
+                self.hops[spec.key].detail = f"could not check: {describe(exc)[0]}"
                 if is_connection_error(exc):
                     if not answered:
                         self.unreachable = exc
@@ -187,59 +161,12 @@ class Watcher:
             else:
                 answered = True
 
-    def _threat_list(self) -> None:
-        ctx, hops = self.ctx, self.hops
-        status = observe.threat_list_status(ctx)
-        if status == "ACTIVE":
-            self._see("threat-list", f"{ctx.name('threat_list')} ACTIVE")
-        else:
-            hops["threat-list"].detail = f"status {status}"
-
-    def _guardduty(self) -> None:
-        finding = observe.guardduty_finding(self.ctx)
-        if finding:
-            self.finding = finding
-            self._see(
-                "guardduty",
-                f"{finding['Id']} severity {finding.get('Severity')} "
-                f"count {finding.get('Service', {}).get('Count')}",
-            )
-
-    def _securityhub(self) -> None:
-        if self.finding is None:
-            return
-        asff = observe.securityhub_finding(self.ctx, self.finding)
-        if asff:
-            self._see(
-                "securityhub",
-                f"workflow {asff.get('Workflow', {}).get('Status')}, "
-                f"record {asff.get('RecordState')}",
-            )
-
-    def _responder(self) -> None:
-        log = observe.responder_log(self.ctx)
-        if log["results"]:
-            last = log["results"][-1]
-            self._see("responder", f"{last.get('action')}: {last.get('reason')}")
-        elif log["errors"]:
-            self.hops["responder"].detail = f"error: {log['errors'][-1]}"
-
-    def _isolated(self) -> None:
-        groups = observe.eni_groups(self.ctx)
-        if observe.is_isolated(self.ctx, groups):
-            forensic = self.ctx.id_of("sg-forensic")
-            self._see("isolated", f"{len(groups)} ENI(s) in {forensic} only")
-
-    def _emails(self) -> None:
-        count = observe.published_count(self.ctx)
-        if count >= 2:
-            self._see("emails", f"{count} messages published to {self.ctx.name('topic')}")
-        else:
-            self.hops["emails"].detail = f"{count} published so far"
-
     @property
     def complete(self) -> bool:
         return all(h.seen for h in self.hops.values())
+
+    def hint(self, key: str) -> str:
+        return next(s.hint for s in self.specs if s.key == key)
 
 
 def lost(ctx: LabContext, exc: BaseException, polls: int, seconds: float) -> EndpointLost:
@@ -311,7 +238,7 @@ def watch(
         complete=watcher.complete,
         seconds=time.monotonic() - started,
         finding_id=watcher.finding["Id"] if watcher.finding else None,
-        hints=[HINTS[h.key] for h in hops if not h.seen],
+        hints=[watcher.hint(h.key) for h in hops if not h.seen],
     )
     if not result.complete:
         missing = ", ".join(h.label for h in hops if not h.seen)
