@@ -104,56 +104,11 @@ def _stop(code: int, out: list[str], message: str, echo: bool = True) -> tuple[i
 
 
 def run_script(instance: Any, commands: list[str]) -> tuple[int, str, str]:
-    """(exit code, stdout, stderr) of the commands, as bash would run them on the instance."""
-    out: list[str] = []
-    errexit = False
-    status = 0
-    lines = [line for block in commands for line in str(block).splitlines()]
-    for number, line in enumerate(lines, start=1):
-        try:
-            parts = _split(line)
-        except ValueError as exc:
-            return 2, "".join(out), f"bash: line {number}: syntax error: {exc}\n"
-        except Failure as exc:
-            return _stop(exc.code, out, str(exc), echo=False)
-        for operator, argv in parts:
-            if operator == "&&" and status != 0 or operator == "||" and status == 0:
-                continue
-            name = argv[0]
-            if name == "set":
-                flags = [a for a in argv[1:] if a.startswith(("-", "+"))]
-                for flag in flags:
-                    if "e" in flag:
-                        errexit = flag.startswith("-")
-                status = 0
-            elif name == "echo":
-                text = argv[1:]
-                newline = "\n"
-                if text and text[0] == "-n":
-                    text, newline = text[1:], ""
-                out.append(" ".join(text) + newline)
-                status = 0
-            elif name in ("true", ":", "sleep"):
-                status = 0
-            elif name == "false":
-                status = 1
-            elif name.rsplit("/", 1)[-1] == "ping":
-                try:
-                    status, text = traffic.run_ping(instance, argv)
-                except traffic.Unsupported as exc:
-                    return _stop(2, out, f"gdlab local cloud: cannot simulate "
-                                         f"'{line.strip()}': {exc}")
-                out.append(text)
-            else:
-                return _stop(127, out, f"gdlab local cloud: cannot simulate '{line.strip()}': "
-                                       "the local cloud runs ping, echo, true, false, sleep "
-                                       "and set only")
-            if status != 0 and errexit and operator != "||":
-                break
-        if status != 0 and errexit:
-            break
-    err = f"failed to run commands: exit status {status}\n" if status else ""
-    return status, "".join(out), err
+    """(exit code, stdout, stderr) of the commands, as bash would run them on the instance:
+    instance_shell interprets them (variables, $(...), curl to IMDS, aws, and the rest)."""
+    from gdlab.local import instance_shell
+
+    return instance_shell.Shell(instance).run(commands)
 
 
 # --- managed instances ---------------------------------------------------------------------
