@@ -161,9 +161,14 @@ def test_curl_reaches_only_the_metadata_service(world):  # noqa: F811
     assert code == 0
     assert "<title>401 - Unauthorized</title>" in out and "exit=22\n" in out
     assert "<h1>405 - Method Not Allowed</h1>" in out
-    # IMDSv1 still answers while HttpTokens is optional.
+    # IMDSv1 still answers while HttpTokens is optional; an empty -H value sends no header.
     assert Shell(w.moto_instance()).run(
-        [f"curl -s {IMDS}/latest/meta-data/instance-id"])[1] == w.compromised
+        [f"curl -s {IMDS}/latest/meta-data/instance-id",
+         f'curl -s -H "X-aws-ec2-metadata-token: $NONE" {IMDS}/latest/meta-data/instance-id']
+    )[1] == w.compromised * 2
+    w.ec2.modify_instance_metadata_options(InstanceId=w.compromised, HttpTokens="required")
+    assert "401 - Unauthorized" in Shell(w.moto_instance()).run(
+        [f"curl -s {IMDS}/latest/meta-data/instance-id"])[1]
 
 
 def test_curl_to_a_disabled_metadata_endpoint_cannot_connect(world):  # noqa: F811

@@ -53,6 +53,8 @@ def curl(shell: Shell, argv: list[str], text: str) -> int:
             else:
                 name, _, given = value.partition(":")
                 headers[name.strip().lower()] = given.strip()
+                if not given.strip():  # curl(1) -H: "Name:" with no value sends no header
+                    headers.pop(name.strip().lower())
         elif arg in _CURL_FLAGS or re.fullmatch(r"-[sSfL]+", arg):
             for flag in [arg] if arg in _CURL_FLAGS else [f"-{c}" for c in arg[1:]]:
                 if _CURL_FLAGS[flag]:
@@ -153,7 +155,7 @@ def aws(shell: Shell, argv: list[str], env: dict[str, str], text: str) -> int:
         return CLI_CONFIG
     service = _BOTO_SERVICE.get(key[0], key[0])
     region = region or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or \
-        shell.instance.ec2_backend.region_name  # CLI v2 falls back to the instance's region
+        shell.instance.ec2_backend.region_name  # awscli's region chain ends with IMDS's
     from gdlab.local import lambda_runner, trail
 
     endpoint = lambda_runner.endpoint()
