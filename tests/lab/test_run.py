@@ -199,3 +199,21 @@ def test_a_cloud_that_cannot_be_reached_is_the_setup_steps_failure(store):
     with pytest.raises(GdlabError):  # as before: after the step, the caller sees it too
         core.run(unreachable, store, "compromised-ec2", events=events)
     assert events.hooks("failed") == [("setup", "the local cloud is not running")]
+
+
+def test_the_cli_turns_a_no_at_the_aws_prompt_into_declined(monkeypatch):
+    """cli/run.py's confirm hook: 'n' at confirm_billable's prompt (typer.Exit) is Declined,
+    which the core records as the setup step's 'declined'."""
+    import sys
+    from types import SimpleNamespace
+
+    import typer
+
+    from gdlab.cli.run import RunView
+
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    monkeypatch.setattr(typer, "confirm", lambda *a, **k: False)
+    aws = SimpleNamespace(is_local=False, account="123456789012", region="us-east-1")
+    with pytest.raises(core.Declined):
+        RunView(json_out=True, yes=False).confirm(aws)
+    RunView(json_out=True, yes=True).confirm(aws)  # --yes: no question, nothing raised

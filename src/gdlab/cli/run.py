@@ -114,7 +114,7 @@ class RunView(RunEvents):
 
         try:
             confirm_billable(cloud, self.yes, "gdlab will create the lab")
-        except click.exceptions.Exit as exc:  # the user said no
+        except (click.exceptions.Exit, typer.Exit) as exc:  # the user said no
             raise Declined from exc
 
     def named(self, lab: str) -> None:
