@@ -22,7 +22,8 @@ CURL_COULDNT_CONNECT, CURL_HTTP_ERROR = 7, 22
 # syntax was invalid, 253 the environment or configuration was invalid (no credentials),
 # 254 the service returned an error, 255 any other failure (no connection, say).
 CLI_SYNTAX, CLI_CONFIG, CLI_SERVICE, CLI_OTHER = 252, 253, 254, 255
-# (service, operation as the CLI spells it) -> boto3 method. No general CLI emulation.
+# (service, operation as the CLI spells it) -> boto3 method. No general CLI emulation, and
+# no ssm operation: a script runs while SSM's simulation holds its lock.
 AWS_CLI = {
     ("sts", "get-caller-identity"): "get_caller_identity",
     ("s3", "ls"): "list_buckets",
