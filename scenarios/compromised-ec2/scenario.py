@@ -5,6 +5,7 @@ the lab contains and, where nothing else decides, in which order setup shows it.
 
 from __future__ import annotations
 
+from gdlab.lab import checks as library_checks
 from gdlab.lab import hops as library_hops
 from gdlab.lab.hops import HopSpec
 from gdlab.lab.steps import Step
@@ -93,3 +94,21 @@ def hops() -> list[HopSpec]:
     Hub, the responder, the isolation it made, and both e-mails."""
     return [library_hops.THREAT_LIST, library_hops.GUARDDUTY, library_hops.SECURITYHUB,
             library_hops.RESPONDER, library_hops.ISOLATED, library_hops.EMAILS]
+
+
+# What the incident must show, and the checks that can prove each (the verdict: every
+# property proven by a check that passed, and no check failed).
+PROPERTIES: dict[str, tuple[str, ...]] = {
+    "finding-raised": ("guardduty-finding",),
+    "finding-in-securityhub": ("securityhub-finding",),
+    "instance-isolated": ("enis-isolated",),
+    "forensic-group-empty": ("forensic-group-empty",),
+    "responder-ran": ("responder-ran",),
+    "emails-sent": ("emails-sent",),
+    "traffic-blocked": ("flows-rejected", "ping-blocked"),
+}
+
+
+def checks(ctx, waiting=None):  # type: ignore[no-untyped-def]
+    """What `gdlab verify` looks at: the checks of an incident answered by isolation."""
+    return library_checks.isolation_checks(ctx, waiting)

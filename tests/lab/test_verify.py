@@ -9,14 +9,17 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from gdlab.lab import flows
-from gdlab.lab.verify import PROPERTIES, Check, Verdict
+from gdlab.lab.verify import Check, Verdict
 from gdlab.render.incident import junit_xml
+from gdlab.scenario import load
+
+PROPERTIES = load().module().PROPERTIES
 
 
 def verdict(**statuses: str) -> Verdict:
     names = [name for checks in PROPERTIES.values() for name in checks]
     return Verdict("gd-v1", [Check(n, n, statuses.get(n, "pass"), f"evidence of {n}")
-                             for n in names])
+                             for n in names], PROPERTIES)
 
 
 def test_every_property_proven_and_nothing_failed_passes():

@@ -8,23 +8,15 @@ the SSM agent too, so `ping-blocked` usually cannot run, and the flow log proves
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gdlab.errors import GdlabError, describe
-from gdlab.lab import flows, observe, trigger
 from gdlab.lab.steps import LabContext
 
-# What the incident must show, and the checks that can prove each.
-PROPERTIES: dict[str, tuple[str, ...]] = {
-    "finding-raised": ("guardduty-finding",),
-    "finding-in-securityhub": ("securityhub-finding",),
-    "instance-isolated": ("enis-isolated",),
-    "forensic-group-empty": ("forensic-group-empty",),
-    "responder-ran": ("responder-ran",),
-    "emails-sent": ("emails-sent",),
-    "traffic-blocked": ("flows-rejected", "ping-blocked"),
-}
-PROPERTY_OF = {check: prop for prop, checks in PROPERTIES.items() for check in checks}
+if TYPE_CHECKING:
+    from gdlab.lab import flows
+
+# A scenario's properties: what its incident must show, and the checks that can prove each.
+Properties = dict[str, tuple[str, ...]]
 
 
 @dataclass
@@ -33,6 +25,7 @@ class Check:
     title: str
     status: str  # pass | fail | inconclusive
     evidence: str
+    proves: str | None = None  # the property it proves, set from the scenario's properties
 
     @property
     def passed(self) -> bool:
@@ -42,7 +35,7 @@ class Check:
         return {
             "name": self.name,
             "title": self.title,
-            "property": PROPERTY_OF.get(self.name),
+            "property": self.proves,
             "passed": self.passed,
             "status": self.status,
             "evidence": self.evidence,
@@ -53,12 +46,18 @@ class Check:
 class Verdict:
     lab: str
     checks: list[Check]
+    properties: Properties
+
+    def __post_init__(self) -> None:
+        owner = {check: prop for prop, names in self.properties.items() for check in names}
+        for check in self.checks:
+            check.proves = check.proves or owner.get(check.name)
 
     def proven(self) -> dict[str, list[str]]:
         """Each property and the checks that passed for it (empty: not proven)."""
         return {
             prop: [c.name for c in self.checks if c.name in names and c.passed]
-            for prop, names in PROPERTIES.items()
+            for prop, names in self.properties.items()
         }
 
     @property
@@ -85,259 +84,24 @@ class Verdict:
         }
 
 
-def _ok(flag: bool) -> str:
-    return "pass" if flag else "fail"
+def scenario_proof(ctx: LabContext) -> tuple[Any, Properties]:
+    """The scenario's checks() and PROPERTIES (its scenario.py)."""
+    from gdlab.scenario import ScenarioError
 
-
-def check_guardduty(ctx: LabContext, finding: dict[str, Any] | None) -> Check:
-    title = "GuardDuty has the finding"
-    if finding is None:
-        return Check(
-            "guardduty-finding",
-            title,
-            "fail",
-            f"no {ctx.scenario.finding_type} finding for the compromised instance",
-        )
-    instance = finding.get("Resource", {}).get("InstanceDetails", {}).get("InstanceId")
-    eip = ctx.attr("eip", "public_ip")
-    lists = observe.threat_list_names(finding)
-    wanted_list = ctx.name("threat_list")
-    problems = []
-    if finding.get("Type") != ctx.scenario.finding_type:
-        problems.append(f"type {finding.get('Type')}")
-    if instance != ctx.id_of("instance-compromised"):
-        problems.append(f"instance {instance}")
-    if observe.remote_ip(finding) != eip:
-        problems.append(f"remote IP {observe.remote_ip(finding)} is not the EIP {eip}")
-    if wanted_list not in lists:
-        problems.append(f"threat lists {lists} lack {wanted_list}")
-    evidence = (
-        f"{finding['Id']}: {finding.get('Type')} on {instance}, remote {observe.remote_ip(finding)}"
-        f", list {', '.join(lists) or '-'}, severity {finding.get('Severity')}, "
-        f"count {finding.get('Service', {}).get('Count')}"
-    )
-    if problems:
-        evidence += " — wrong: " + "; ".join(problems)
-    return Check("guardduty-finding", title, _ok(not problems), evidence)
-
-
-def check_securityhub(ctx: LabContext, finding: dict[str, Any] | None) -> Check:
-    title = "Security Hub has it (ASFF, ACTIVE)"
-    if finding is None:
-        return Check("securityhub-finding", title, "fail", "no GuardDuty finding to look up")
-    asff = observe.securityhub_finding(ctx, finding)
-    if asff is None:
-        return Check(
-            "securityhub-finding", title, "fail", f"no ASFF finding with Id {finding['Arn']}"
-        )
-    state = asff.get("RecordState")
-    return Check(
-        "securityhub-finding",
-        title,
-        _ok(state == "ACTIVE"),
-        f"{asff.get('Types', ['?'])[0]}, RecordState {state}, "
-        f"Workflow {asff.get('Workflow', {}).get('Status')}",
-    )
-
-
-def check_enis(ctx: LabContext) -> Check:
-    groups = observe.eni_groups(ctx)
-    forensic = ctx.state.live("sg-forensic")
-    evidence = "; ".join(f"{eni}: {','.join(g) or '-'}" for eni, g in groups.items()) or "no ENIs"
-    return Check(
-        "enis-isolated",
-        "Every ENI has exactly the forensic group",
-        _ok(observe.is_isolated(ctx, groups)),
-        f"{evidence} (forensic group {forensic.id if forensic else 'missing'})",
-    )
-
-
-def check_forensic_rules(ctx: LabContext) -> Check:
-    rules = observe.forensic_rules(ctx)
-    title = "The forensic group has no rules"
-    if rules is None:
-        return Check("forensic-group-empty", title, "fail", "forensic group not found")
-    ingress, egress = rules
-    return Check(
-        "forensic-group-empty",
-        title,
-        _ok(ingress == 0 and egress == 0),
-        f"{ingress} ingress, {egress} egress rule(s) in {ctx.id_of('sg-forensic')}",
-    )
-
-
-def check_responder(ctx: LabContext, log: dict[str, Any]) -> Check:
-    title = "The responder ran without error"
-    results = log["results"]
-    acted = [r for r in results if r.get("action") == "isolated"]
-    if log["errors"]:
-        return Check("responder-ran", title, "fail", f"error in its log: {log['errors'][-1]}")
-    if not acted:
-        reasons = "; ".join(str(r.get("reason")) for r in results) or "no run in its log group"
-        return Check("responder-ran", title, "fail", f"it never isolated the instance: {reasons}")
-    last = acted[-1]
-    return Check(
-        "responder-ran",
-        title,
-        "pass",
-        f"{log['invocations']} invocation(s); isolated {last.get('instance_id')} for finding "
-        f"{last.get('finding_id')}, {len(last.get('enis', []))} ENI(s)",
-    )
-
-
-def check_emails(ctx: LabContext, log: dict[str, Any]) -> Check:
-    title = "Both e-mails were sent"
-    published = observe.published_count(ctx)
-    remediation = [r.get("message_id") for r in log["results"] if r.get("message_id")]
-    # Only the rule and the responder may publish to the topic (its policy), so any
-    # message beyond the responder's is the finding e-mail from the Input Transformer.
-    finding_mails = published - len(remediation)
-    ok = finding_mails >= 1 and len(remediation) >= 1
-    return Check(
-        "emails-sent",
-        title,
-        _ok(ok),
-        f"{published} published to {ctx.name('topic')}: {max(finding_mails, 0)} finding "
-        f"e-mail(s) from the rule, {len(remediation)} remediation e-mail(s) from the responder",
-    )
-
-
-def check_unreachable(ctx: LabContext) -> Check:
-    title = "The instance can no longer reach the malicious IP"
-    agent = _agent_status(ctx)
-    if agent not in (None, "Online"):
-        return Check(
-            "ping-blocked",
-            title,
-            "inconclusive",
-            f"the SSM agent is {agent}: isolation also cuts its HTTPS to SSM, so no ping can "
-            "be sent (the flow log shows the blocked traffic)",
-        )
-    try:
-        result = trigger.ping(ctx, count=2, wait_online=False)
-    except GdlabError as exc:
-        return Check("ping-blocked", title, "inconclusive", f"no ping could be sent: {exc}")
-    summary = _ping_summary(result.output) or result.status
-    if not result.finished:
-        return Check(
-            "ping-blocked",
-            title,
-            "inconclusive",
-            f"the ping command did not finish in time ({result.detail}): no result was seen",
-        )
-    if not result.delivered:
-        return Check(
-            "ping-blocked",
-            title,
-            "inconclusive",
-            f"SSM could not reach the isolated instance ({result.detail}): isolation also "
-            "cuts the SSM agent, so no ping result was seen",
-        )
-    if result.replies:
-        return Check(
-            "ping-blocked", title, "fail", f"{result.command}: replies came back ({summary})"
-        )
-    return Check("ping-blocked", title, "pass", f"{result.command}: {summary}")
-
-
-def _agent_status(ctx: LabContext) -> str | None:
-    instance = ctx.state.live("instance-compromised")
-    if not instance:
-        return None
-    info = ctx.cloud.client("ssm").describe_instance_information(
-        Filters=[{"Key": "InstanceIds", "Values": [instance.id]}]
-    )["InstanceInformationList"]
-    return info[0].get("PingStatus") if info else "not registered"
-
-
-def check_flows(ctx: LabContext, waiting: flows.Waiting | None = None) -> Check:
-    title = "The flow log shows the blocked traffic"
-    at = flows.isolated_at(ctx)
-    if at is None:
-        return Check(
-            "flows-rejected",
-            title,
-            "inconclusive",
-            "the instance carries no gdlab:isolated-at tag: nothing to look for after it",
-        )
-    enis = sorted(observe.eni_groups(ctx))
-    eip = ctx.attr("eip", "public_ip")
-    timeouts = ctx.scenario
-    deadline = (
-        timeouts.flow_logs_local_seconds if ctx.cloud.is_local else timeouts.flow_logs_aws_seconds
-    )
-    found = flows.prove_blocked(
-        ctx,
-        enis,
-        eip,
-        at,
-        deadline,
-        waiting=waiting,
-        poll_seconds=min(30.0, max(ctx.poll_seconds * 6, 0.2)),
-    )
-    return Check("flows-rejected", title, found.status, found.evidence)
-
-
-def _ping_summary(output: str) -> str:
-    for line in output.splitlines():
-        if "packets transmitted" in line:
-            return line.strip()
-    return ""
-
-
-def _guard(into: list[Check], name: str, title: str, fn: Any, *args: Any) -> None:
-    try:
-        into.append(fn(*args))
-    except Exception as exc:  # one broken query must not hide the other checks
-        into.append(Check(name, title, "fail", f"could not check: {describe(exc)[0]}"))
+    module = ctx.scenario.module()
+    make, properties = getattr(module, "checks", None), getattr(module, "PROPERTIES", None)
+    if not callable(make) or not isinstance(properties, dict) or not properties:
+        raise ScenarioError(f"scenario {ctx.scenario.name}: scenario.py needs checks() and "
+                            "PROPERTIES (what the incident must show, and which checks "
+                            "prove each)")
+    return make, properties
 
 
 def verify(ctx: LabContext, waiting: flows.Waiting | None = None) -> Verdict:
-    """Every check, then the verdict. `waiting` hears about waits (flow-log delivery takes
-    minutes on AWS), so nobody thinks verify hung."""
-    checks: list[Check] = []
-
-    def guarded(name: str, title: str, fn: Any, *args: Any) -> None:
-        _guard(checks, name, title, fn, *args)
-
-    finding = None
-    try:
-        finding = observe.guardduty_finding(ctx)
-    except Exception as exc:
-        checks.append(
-            Check(
-                "guardduty-finding",
-                "GuardDuty has the finding",
-                "fail",
-                f"could not check: {describe(exc)[0]}",
-            )
-        )
-    else:
-        guarded("guardduty-finding", "GuardDuty has the finding", check_guardduty, ctx, finding)
-    guarded("securityhub-finding", "Security Hub has it", check_securityhub, ctx, finding)
-    guarded("enis-isolated", "Every ENI has the forensic group", check_enis, ctx)
-    guarded("forensic-group-empty", "The forensic group has no rules", check_forensic_rules, ctx)
-    try:
-        log = observe.responder_log(ctx)
-    except Exception as exc:
-        log = {"results": [], "errors": [f"log unreadable: {describe(exc)[0]}"], "invocations": 0}
-    guarded("responder-ran", "The responder ran", check_responder, ctx, log)
-    guarded("emails-sent", "Both e-mails were sent", check_emails, ctx, log)
-    # Both wait on the cloud (SSM's delivery timeout, flow-log delivery): side by side.
-    from concurrent.futures import ThreadPoolExecutor
-
-    ping_checks: list[Check] = []
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gdlab-verify") as pool:
-        ping = pool.submit(
-            lambda: _guard(ping_checks, "ping-blocked", "The instance cannot reach the IP",
-                           check_unreachable, ctx)
-        )
-        flow_checks: list[Check] = []
-        _guard(flow_checks, "flows-rejected", "The flow log shows the blocked traffic",
-               check_flows, ctx, waiting)
-        ping.result()
-    checks += ping_checks + flow_checks
-    verdict = Verdict(ctx.lab, checks)
+    """The scenario's checks, then the verdict. `waiting` hears about waits (flow-log
+    delivery takes minutes on AWS), so nobody thinks verify hung."""
+    make, properties = scenario_proof(ctx)
+    verdict = Verdict(ctx.lab, make(ctx, waiting), properties)
     if verdict.passed:
         ctx.state.event("verified: every property proven, no check failed", phase="verified")
     else:
