@@ -62,6 +62,7 @@ def run_setup(  # type: ignore[no-untyped-def]
     from gdlab.cli import signals
     from gdlab.errors import Interrupted
     from gdlab.lab.lifecycle import context, open_lab, setup
+    from gdlab.lab.lifecycle import preflight as lifecycle_preflight
     from gdlab.lab.state import validate_lab_id
     from gdlab.render.lab import step_line
     from gdlab.scenario import load
@@ -73,14 +74,8 @@ def run_setup(  # type: ignore[no-untyped-def]
     app = obj(ctx)
     cloud = app.cloud()
     store = app.store
-    resuming = bool(lab) and store.exists(lab)
     with signals.interruptible():
-        if resuming:
-            cloud.account  # noqa: B018 - proves the credentials before touching anything
-        else:
-            from gdlab.lab.plan import plan_for
-
-            cloud.preflight(eips_needed=plan_for(scenario).elastic_ips)
+        resuming = lifecycle_preflight(cloud, store, scenario, lab)
         confirm_billable(cloud, yes, "gdlab will create the lab")
     if cancel is not None and cancel.is_set():
         raise Interrupted("interrupted before the lab was opened: nothing was created")

@@ -53,6 +53,17 @@ def context(cloud: Cloud, state: LabState, scenario: Scenario) -> LabContext:
     )
 
 
+def preflight(cloud: Cloud, store: LabStore, scenario: Scenario, lab: str | None) -> bool:
+    """What setup checks before it creates anything: the credentials when it resumes `lab`,
+    otherwise also the quotas the scenario's plan needs. True: the lab resumes."""
+    resuming = bool(lab) and store.exists(lab)
+    if resuming:
+        cloud.account  # noqa: B018 - proves the credentials before touching anything
+    else:
+        cloud.preflight(eips_needed=plan_for(scenario).elastic_ips)
+    return resuming
+
+
 def open_lab(
     store: LabStore,
     cloud: Cloud,

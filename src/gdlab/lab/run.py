@@ -283,16 +283,12 @@ def _setup(cloud, store, scenario_name, lab, email, sig, events, report):  # typ
     """Preflight, confirm, open the lab, create its steps. Once `sig.stop` is set nothing
     new is created: before the lab is opened Interrupted is raised; during setup no new
     step starts, the running ones finish and are journaled, then Interrupted."""
-    from gdlab.lab.lifecycle import context, open_lab, setup
+    from gdlab.lab.lifecycle import context, open_lab, preflight, setup
     from gdlab.scenario import load
 
     scenario = load(scenario_name)
-    resuming = bool(lab) and store.exists(lab)
     with sig.interruptible():  # preflight and the confirmation only read and wait
-        if resuming:
-            cloud.account  # noqa: B018 - proves the credentials before touching anything
-        else:
-            cloud.preflight(eips_needed=1)
+        resuming = preflight(cloud, store, scenario, lab)
         events.confirm(cloud)
     if sig.stop.is_set():
         raise Interrupted("interrupted before the lab was opened: nothing was created")
