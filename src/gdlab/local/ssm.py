@@ -13,11 +13,13 @@ moto records SendCommand and reports every invocation as Success with empty outp
   Pending, runs if the agent gets out in time, else ends TimedOut / DeliveryTimedOut
   (ResponseCode -1) after TimeoutSeconds + executionTimeout (scaled), as "Understanding
   command statuses" documents.
-- Each line of ``commands`` runs in order, like ``bash`` without ``-e`` (``set -e`` is
-  honoured; ``;``, ``&&`` and ``||`` too): ``ping`` becomes flow records and real ping
-  output; ``echo``, ``true``, ``false``, ``sleep`` (instant), comments and ``set`` are
-  understood. Anything else fails the invocation with a message naming what the local
-  cloud cannot simulate — never a fake success.
+- The commands run in order, like ``bash`` without ``-e``, in the instance shell
+  (``gdlab.local.instance_shell``: ``set -e``, ``;``, ``&&``, ``||``, variables and
+  ``$(...)``): ``ping`` becomes flow records and real ping output; ``curl`` reaches the
+  instance metadata service; ``aws`` makes a few calls from the instance's address;
+  ``echo``, ``true``, ``false``, ``sleep`` (instant), comments and ``set`` are understood.
+  Anything else fails the invocation with a message naming what the local cloud cannot
+  simulate — never a fake success.
 - The invocation (GetCommandInvocation, ListCommandInvocations) and the command
   (ListCommands, with DeliveryTimedOutCount) report Pending, Success, Failed or TimedOut,
   the response code, stdout and stderr.
@@ -27,7 +29,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import shlex
 import threading
 import time
 from dataclasses import dataclass
@@ -68,41 +69,7 @@ class InvalidInstanceId(ServiceException):
     code = "InvalidInstanceId"
 
 
-class Failure(Exception):
-    def __init__(self, code: int, message: str):
-        super().__init__(message)
-        self.code = code
-
-
 # --- the shell ---------------------------------------------------------------------------
-def _split(line: str) -> list[tuple[str, list[str]]]:
-    """A command line as (operator before it, argv) pairs; operators: ';', '&&', '||'."""
-    lexer = shlex.shlex(line, posix=True, punctuation_chars=";&|")
-    lexer.whitespace_split = True
-    lexer.commenters = "#"
-    parts: list[tuple[str, list[str]]] = []
-    operator, argv = ";", []
-    for token in lexer:
-        if token in (";", "&&", "||"):
-            if argv:
-                parts.append((operator, argv))
-            operator, argv = token, []
-        elif set(token) <= set(";&|"):
-            raise Failure(127, f"the local cloud does not simulate shell syntax '{token}'")
-        else:
-            argv.append(token)
-    if argv:
-        parts.append((operator, argv))
-    return parts
-
-
-def _stop(code: int, out: list[str], message: str, echo: bool = True) -> tuple[int, str, str]:
-    """The script ends here with `code`: the message on stderr (and stdout if echo)."""
-    if echo:
-        out.append(message + "\n")
-    return code, "".join(out), f"{message}\nfailed to run commands: exit status {code}\n"
-
-
 def run_script(instance: Any, commands: list[str]) -> tuple[int, str, str]:
     """(exit code, stdout, stderr) of the commands, as bash would run them on the instance:
     instance_shell interprets them (variables, $(...), curl to IMDS, aws, and the rest)."""
