@@ -146,21 +146,30 @@ def role_policy(
                     },
                 },
             },
-            {
-                "Sid": "ReportToTheLabTopic",
-                "Effect": "Allow",
-                "Action": "sns:Publish",
-                "Resource": topic_arn,
-            },
-            {
-                # gdlab creates the log group itself, so no logs:CreateLogGroup.
-                "Sid": "WriteOwnLogs",
-                "Effect": "Allow",
-                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                "Resource": f"arn:{partition}:logs:{region}:{account}:log-group:{log_group_name}:*",
-            },
+            *report_statements(partition=partition, region=region, account=account,
+                               topic_arn=topic_arn, log_group_name=log_group_name),
         ],
     }
+
+
+def report_statements(*, partition: str, region: str, account: str, topic_arn: str,
+                      log_group_name: str) -> list[dict[str, Any]]:
+    """What every responder may do to report: publish to the lab's topic, write its logs."""
+    return [
+        {
+            "Sid": "ReportToTheLabTopic",
+            "Effect": "Allow",
+            "Action": "sns:Publish",
+            "Resource": topic_arn,
+        },
+        {
+            # gdlab creates the log group itself, so no logs:CreateLogGroup.
+            "Sid": "WriteOwnLogs",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": f"arn:{partition}:logs:{region}:{account}:log-group:{log_group_name}:*",
+        },
+    ]
 
 
 def environment(

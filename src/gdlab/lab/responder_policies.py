@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from gdlab.lab.responder import report_statements
+
 # The inline policy the credential-exfiltration responder writes (IAM's own console name).
 REVOKE_POLICY_NAME = "AWSRevokeOlderSessions"
 
@@ -56,18 +58,7 @@ def revoke_sessions_policy(
                 "Resource": role_arn,
             },
             revoke,
-            {
-                "Sid": "ReportToTheLabTopic",
-                "Effect": "Allow",
-                "Action": "sns:Publish",
-                "Resource": topic_arn,
-            },
-            {
-                # gdlab creates the log group itself, so no logs:CreateLogGroup.
-                "Sid": "WriteOwnLogs",
-                "Effect": "Allow",
-                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                "Resource": f"arn:{partition}:logs:{region}:{account}:log-group:{log_group_name}:*",
-            },
+            *report_statements(partition=partition, region=region, account=account,
+                               topic_arn=topic_arn, log_group_name=log_group_name),
         ],
     }

@@ -42,7 +42,7 @@ class Failure(Exception):
 
 
 class Syntax(ValueError):
-    pass
+    """A line the shell cannot parse (bash answers it with exit code 2)."""
 
 
 # --- the words of a line ---------------------------------------------------------------------
