@@ -109,7 +109,7 @@ def test_steps_with_an_unknown_need_are_refused_when_the_plan_is_built(scenario_
 
     module = scenario_copy / "scenario.py"
     module.write_text(module.read_text() + (
-        "\n\ndef steps():\n    made = [kind() for kind in ATTACK_SIDE + RESPONSE_SIDE]\n"
+        "\n\n_steps = steps\n\n\ndef steps():\n    made = _steps()\n"
         "    made[0].needs = ('nowhere',)\n    return made\n"))
     with pytest.raises(ScenarioError, match="unknown step\\(s\\): nowhere"):
         plan.build(load("compromised-ec2").module().steps())

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from gdlab.lab import checks as library_checks
 from gdlab.lab import hops as library_hops
+from gdlab.lab import trigger as library_trigger
 from gdlab.lab.hops import HopSpec
 from gdlab.lab.steps import Step
 from gdlab.lab.steps.compute import (
@@ -36,6 +37,7 @@ from gdlab.lab.steps.network import (
     Vpc,
 )
 from gdlab.lab.steps.response import (
+    ISOLATION,
     EmailSubscription,
     Function,
     InvokePermission,
@@ -85,8 +87,9 @@ RESPONSE_SIDE: list[type[Step]] = [
 
 
 def steps() -> list[Step]:
-    """A fresh instance of every step of this scenario's lab."""
-    return [kind() for kind in ATTACK_SIDE + RESPONSE_SIDE]
+    """A fresh instance of every step of this scenario's lab; its responder isolates."""
+    return [kind(ISOLATION) if kind in (ResponderRole, Function) else kind()
+            for kind in ATTACK_SIDE + RESPONSE_SIDE]
 
 
 def hops() -> list[HopSpec]:
@@ -112,3 +115,9 @@ PROPERTIES: dict[str, tuple[str, ...]] = {
 def checks(ctx, waiting=None):  # type: ignore[no-untyped-def]
     """What `gdlab verify` looks at: the checks of an incident answered by isolation."""
     return library_checks.isolation_checks(ctx, waiting)
+
+
+def trigger(ctx, count=3):  # type: ignore[no-untyped-def]
+    """`gdlab trigger`: the compromised instance pings the malicious Elastic IP (SSM
+    RunCommand), unless its own timer already set the incident off."""
+    return library_trigger.trigger(ctx, count=count)

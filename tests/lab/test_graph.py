@@ -116,3 +116,11 @@ def test_the_preflight_counts_the_elastic_ips_the_plan_allocates():
 
     assert plan_for(load()).elastic_ips == 1
     assert graph and STEPS["eip"].elastic_ips == 1
+
+
+def test_the_responder_steps_need_what_their_spec_names():
+    from gdlab.lab.steps.response import ISOLATION, Function, ResponderRole
+
+    assert ResponderRole(ISOLATION).needs == ("sg-forensic", "sg-untracking")
+    assert Function(ISOLATION).needs == ("responder-role", "sns-topic", "log-group",
+                                         "sg-forensic", "sg-untracking")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 from abc import abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from gdlab.lab import responder
@@ -39,31 +41,36 @@ def responder_role_name(ctx: LabContext) -> str:
     return f"gdlab-{ctx.lab}-responder"
 
 
+@dataclass(frozen=True)
+class ResponderSpec:
+    """What a scenario's responder is: the lab resources its policy and environment name
+    (they are the two steps' needs), its role's identity policy and the Lambda's environment,
+    each computed from the lab, and what it does in a line (the role's and function's
+    descriptions). Its code is the scenario's responder/ folder."""
+
+    needs: tuple[str, ...]
+    policy: Callable[[LabContext], dict[str, Any]]
+    environment: Callable[[LabContext], dict[str, str]]
+    description: str
+
+
 class ResponderRole(Step):
     key, type, label = "responder-role", "AWS::IAM::Role", "Responder's least-privilege role"
-    needs = ("sg-forensic", "sg-untracking")
     typical_seconds = 10.0  # IAM propagation: Lambda may not assume it at once
+
+    def __init__(self, spec: ResponderSpec):
+        self.spec = spec
+        self.needs = spec.needs
 
     def display_name(self, ctx: LabContext) -> str:
         return responder_role_name(ctx)
 
     def create(self, ctx: LabContext) -> None:
         create_role(ctx, self, self.display_name(ctx),
-                    responder.role_trust_policy(ctx.cloud.account),
-                    "gdlab: isolates the lab's compromised instance and reports it")
+                    responder.role_trust_policy(ctx.cloud.account), self.spec.description)
 
     def configure(self, ctx: LabContext, res: Resource) -> None:
-        policy = responder.role_policy(
-            partition=ctx.cloud.partition(),
-            region=ctx.cloud.region,
-            account=ctx.cloud.account,
-            lab_tag_key=LAB_TAG,
-            lab_tag_value=ctx.lab,
-            forensic_group_id=ctx.id_of("sg-forensic"),
-            untracking_group_id=ctx.id_of("sg-untracking"),
-            topic_arn=topic_arn(ctx),
-            log_group_name=log_group_name(ctx),
-        )
+        policy = self.spec.policy(ctx)
         ctx.cloud.client("iam").put_role_policy(
             RoleName=res.id, PolicyName="gdlab-responder", PolicyDocument=json.dumps(policy)
         )
@@ -209,10 +216,46 @@ class LogGroup(OwnedLogGroup):
         return log_group_name(ctx)
 
 
+def _isolation_policy(ctx: LabContext) -> dict[str, Any]:
+    return responder.role_policy(
+        partition=ctx.cloud.partition(),
+        region=ctx.cloud.region,
+        account=ctx.cloud.account,
+        lab_tag_key=LAB_TAG,
+        lab_tag_value=ctx.lab,
+        forensic_group_id=ctx.id_of("sg-forensic"),
+        untracking_group_id=ctx.id_of("sg-untracking"),
+        topic_arn=topic_arn(ctx),
+        log_group_name=log_group_name(ctx),
+    )
+
+
+def _isolation_environment(ctx: LabContext) -> dict[str, str]:
+    return responder.environment(
+        lab_tag_key=LAB_TAG,
+        lab_tag_value=ctx.lab,
+        forensic_group_id=ctx.id_of("sg-forensic"),
+        untracking_group_id=ctx.id_of("sg-untracking"),
+        topic_arn=ctx.id_of("sns-topic"),
+    )
+
+
+# The responder that isolates an instance into the forensic group (scenario 1's).
+ISOLATION = ResponderSpec(
+    needs=("sg-forensic", "sg-untracking"),
+    policy=_isolation_policy,
+    environment=_isolation_environment,
+    description="gdlab: isolates a compromised lab instance into the forensic group",
+)
+
+
 class Function(Step):
     key, type, label = "function", "AWS::Lambda::Function", "Responder Lambda"
-    needs = ("responder-role", "sns-topic", "log-group", "sg-forensic", "sg-untracking")
     typical_seconds = 30.0  # CreateFunction, then the wait until it is Active
+
+    def __init__(self, spec: ResponderSpec):
+        self.spec = spec
+        self.needs = ("responder-role", "sns-topic", "log-group", *spec.needs)
 
     def display_name(self, ctx: LabContext) -> str:
         return function_name(ctx)
@@ -221,20 +264,14 @@ class Function(Step):
         lam = ctx.cloud.client("lambda")
         name = function_name(ctx)
         code = responder.build_zip(ctx.scenario)
-        env = responder.environment(
-            lab_tag_key=LAB_TAG,
-            lab_tag_value=ctx.lab,
-            forensic_group_id=ctx.id_of("sg-forensic"),
-            untracking_group_id=ctx.id_of("sg-untracking"),
-            topic_arn=ctx.id_of("sns-topic"),
-        )
+        env = self.spec.environment(ctx)
         create = lambda: lam.create_function(  # noqa: E731
             FunctionName=name,
             Runtime=responder.RUNTIME,
             Role=ctx.attr("responder-role", "arn"),
             Handler=responder.HANDLER,
             Code={"ZipFile": code},
-            Description="gdlab: isolates a compromised lab instance into the forensic group",
+            Description=self.spec.description,
             Timeout=responder.TIMEOUT_SECONDS,
             MemorySize=responder.MEMORY_MB,
             Environment={"Variables": env},
