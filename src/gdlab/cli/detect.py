@@ -82,7 +82,8 @@ def trigger(
     ),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Make the compromised instance ping the malicious Elastic IP (SSM RunCommand).
+    """Set the lab's incident off as its scenario does (compromised-ec2: the compromised
+    instance pings the malicious Elastic IP through SSM RunCommand).
 
     \b
     Example: gdlab trigger --count 5
@@ -91,27 +92,22 @@ def trigger(
 
     validate_count(count)
     lab_ctx = lab_context(ctx, lab)
-    result = core.trigger(lab_ctx, count=count)
+    result = core.set_off(lab_ctx, count=count)
     if json_out:
         print_json(result.to_dict())
     else:
-        from gdlab.render.incident import ping_view
+        from gdlab.render.incident import trigger_view
 
-        ping_view(console(), result)
-    if result.already_isolated:
+        trigger_view(console(), result)
+    if result.already_happened():
         if not json_out:
-            console().print(
-                "the incident already happened: the instance's own timer pinged the EIP first "
-                "and it is isolated; next: gdlab watch, gdlab verify"
-            )
+            console().print("the incident already happened; next: gdlab watch, gdlab verify")
         return
-    if not result.delivered:
-        raise TriggerFailed(
-            f"SSM did not run the ping ({result.status})",
-            "check 'aws ssm describe-instance-information' and retry 'gdlab trigger'",
-        )
+    failure = result.failure()
+    if failure:
+        raise TriggerFailed(*failure)
     if not json_out:
-        console().print("the flow is in; next: gdlab watch")
+        console().print("the incident is set off; next: gdlab watch")
 
 
 def run_watch(lab_ctx, timeout: float | None, json_out: bool):  # type: ignore[no-untyped-def]

@@ -144,11 +144,11 @@ class RunView(RunEvents):
             f"{created} resources ({adopted} adopted). Next: gdlab trigger"
         )
 
-    def triggered(self, ping: Any) -> None:
+    def triggered(self, result: Any) -> None:
         if not self.json_out:
-            from gdlab.render.incident import ping_view
+            from gdlab.render.incident import trigger_view
 
-            ping_view(self.out, ping)
+            trigger_view(self.out, result)
 
     @contextlib.contextmanager
     def watching(self) -> Iterator[Any]:

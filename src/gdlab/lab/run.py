@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # the CLI imports this module: boto3 and the lab core load wh
     from gdlab.lab.lifecycle import StepEvent
     from gdlab.lab.state import LabState, LabStore
     from gdlab.lab.steps import LabContext
-    from gdlab.lab.trigger import PingResult
+    from gdlab.lab.trigger import TriggerResult
     from gdlab.lab.verify import Verdict
     from gdlab.lab.watch import Hop, WatchResult
     from gdlab.scenario import Scenario
@@ -107,7 +107,7 @@ class RunEvents:
     def ready(self, state: LabState, seconds: float) -> None:
         """Setup finished."""
 
-    def triggered(self, ping: PingResult) -> None:
+    def triggered(self, result: TriggerResult) -> None:
         """The trigger's answer."""
 
     def watching(self) -> ContextManager[Callable[[list[Hop]], None] | None]:
@@ -148,7 +148,7 @@ class RunReport:
     steps: list[StepReport] = field(default_factory=list)
     state: LabState | None = None
     keep: bool = False
-    trigger: PingResult | None = None
+    trigger: TriggerResult | None = None
     watch: WatchResult | None = None
     verify: Verdict | None = None
     emails: Mails | None = None
@@ -312,12 +312,13 @@ def _detect(walk: _Run, lab_ctx: LabContext | None, timeout: float | None) -> No
     sig, events, report = walk.sig, walk.events, walk.report
     if lab_ctx is None or sig.stop.is_set():
         return
-    ping = walk.step("trigger", lambda: trigger_core.trigger(lab_ctx), interruptible=True)
-    if ping is not None:
-        report.trigger = ping
-        events.triggered(ping)
-        if not ping.set_off:
-            walk.fail_last(f"SSM did not run the ping ({ping.detail})")
+    result = walk.step("trigger", lambda: trigger_core.set_off(lab_ctx), interruptible=True)
+    if result is not None:
+        report.trigger = result
+        events.triggered(result)
+        failure = result.failure()
+        if failure:
+            walk.fail_last(failure[0])
     if sig.stop.is_set():
         return
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from gdlab.errors import GdlabError, Timeout, UsageError
 from gdlab.lab.awsutil import error_code
@@ -75,6 +75,60 @@ class PingResult:
             "finished": self.finished,
             "replies": self.replies,
         }
+
+    # --- what any trigger result tells (TriggerResult) ---
+    def already_happened(self) -> str | None:
+        if not self.already_isolated:
+            return None
+        return (f"{self.instance_id} is already isolated: its own timer pinged "
+                f"{self.target_ip} first, so no ping was sent")
+
+    def headline(self) -> str:
+        return f"{self.command} on {self.instance_id} via SSM (command {self.command_id})"
+
+    def output_text(self) -> str:
+        return (self.output or self.error_output).strip()
+
+    def failure(self) -> tuple[str, str] | None:
+        """Why the incident was not set off, and what to do (None: it was)."""
+        if self.set_off:
+            return None
+        return (f"SSM did not run the ping ({self.detail or self.status})",
+                "check 'aws ssm describe-instance-information' and retry 'gdlab trigger'")
+
+
+class TriggerResult(Protocol):
+    """What a scenario's trigger() returns: its JSON, whether the incident is now under way,
+    and the lines gdlab shows for it."""
+
+    status: str
+    seconds: float
+
+    @property
+    def delivered(self) -> bool: ...
+
+    @property
+    def set_off(self) -> bool: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+    def already_happened(self) -> str | None: ...
+
+    def headline(self) -> str: ...
+
+    def output_text(self) -> str: ...
+
+    def failure(self) -> tuple[str, str] | None: ...
+
+
+def set_off(ctx: LabContext, count: int = 3) -> TriggerResult:
+    """Set the lab's incident off as its scenario does (its scenario.py `trigger()`)."""
+    from gdlab.scenario import ScenarioError
+
+    make = getattr(ctx.scenario.module(), "trigger", None)
+    if not callable(make):
+        raise ScenarioError(f"scenario {ctx.scenario.name}: scenario.py has no trigger()")
+    return make(ctx, count)
 
 
 class LabNotReady(GdlabError):

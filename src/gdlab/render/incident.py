@@ -19,20 +19,18 @@ CHECK_STYLE = {
 }
 
 
-def ping_view(console: Console, result: Any) -> None:
-    if result.already_isolated:
-        console.print(
-            f"{result.instance_id} is already isolated: its own timer pinged "
-            f"{result.target_ip} first, so no ping was sent ([yellow]skipped[/yellow])"
-        )
+def trigger_view(console: Console, result: Any) -> None:
+    """A scenario's trigger result (gdlab.lab.trigger.TriggerResult)."""
+    already = result.already_happened()
+    if already:
+        console.print(f"{escape(already)} ([yellow]skipped[/yellow])")
         return
     style = "green" if result.delivered else "red"
     console.print(
-        f"[bold]{result.command}[/bold] on {result.instance_id} via SSM "
-        f"(command {result.command_id}): [{style}]{result.status}[/{style}]"
+        f"[bold]{escape(result.headline())}[/bold]: [{style}]{result.status}[/{style}]"
         f" in {result.seconds:.2f}s"
     )
-    text = (result.output or result.error_output).strip()
+    text = result.output_text()
     if text:
         console.print(Panel(escape(text), title="output", title_align="left", expand=False))
 
