@@ -168,6 +168,7 @@ def test_verify_fails_when_forensic_group_gains_egress(gdlab, client):
     assert result["forensic-group-empty"] is False
     assert result["ping-blocked"] is False  # the new rule lets the ping through again
     assert result["enis-isolated"] is True
+    assert result["flows-rejected"] is False  # the flow log shows the ACCEPTs: a hole
 
 
 def test_watch_ends_cleanly_on_its_deadline(gdlab):

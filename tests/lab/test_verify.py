@@ -61,9 +61,10 @@ def test_junit_writes_inconclusive_as_skipped_and_an_unproven_verdict_as_a_failu
 ENI, EIP = "eni-0a1b2c3d4e5f60718", "54.240.1.9"
 
 
-def line(action: str, start: int, dst: str = EIP, protocol: int = 1, eni: str = ENI) -> str:
-    return (f"2 123456789012 {eni} 10.0.0.5 {dst} 0 0 {protocol} 6 504 {start} {start + 60} "
-            f"{action} OK")
+def line(action: str, start: int, dst: str = EIP, protocol: int = 1, eni: str = ENI,
+         window: int = 60) -> str:
+    return (f"2 123456789012 {eni} 10.0.0.5 {dst} 0 0 {protocol} 6 504 {start} "
+            f"{start + window} {action} OK")
 
 
 def test_default_format_records_parse_and_others_are_ignored():
@@ -118,6 +119,21 @@ def test_a_tracked_echo_flow_right_after_isolation_is_not_a_hole(flow_lab):
     put(line("ACCEPT", int(at.timestamp()) + 30), line("REJECT", int(at.timestamp()) + 200))
     found = flows.prove_blocked(ctx, [ENI], EIP, at, deadline_seconds=1.0, poll_seconds=0.05)
     assert found.status == "pass", found.evidence
+
+
+def test_the_grace_is_two_of_the_windows_the_records_show(flow_lab):
+    """The local cloud's clock runs AWS's minute in a second: its 1-second windows give a
+    2-second grace, so a hole opened seconds after isolation fails the check there too."""
+    ctx, put = flow_lab
+    at = isolated(60)
+    start = int(at.timestamp())
+    put(line("ACCEPT", start + 1, window=1), line("REJECT", start + 2, window=1))
+    found = flows.prove_blocked(ctx, [ENI], EIP, at, deadline_seconds=1.0, poll_seconds=0.05)
+    assert found.status == "pass", found.evidence  # the tracked echo flow, 1 s after
+    put(line("ACCEPT", start + 10, window=1))
+    found = flows.prove_blocked(ctx, [ENI], EIP, at, deadline_seconds=1.0, poll_seconds=0.05)
+    assert found.status == "fail" and "ACCEPT record(s) of traffic to" in found.evidence
+    assert flows.tracked_grace([]) == 120  # no record yet: AWS's two minutes
 
 
 def test_no_record_in_time_is_inconclusive_and_the_wait_is_told(flow_lab):

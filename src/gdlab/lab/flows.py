@@ -24,8 +24,18 @@ FIELDS = (
 ICMP = 1
 # ICMP is always tracked by security groups: an echo flow already under way when the groups
 # change can go on being accepted until it idles out, and its packets may land in the next
-# 60-second window. ACCEPTs that start this soon after isolation are that flow, not a hole.
-TRACKED_GRACE_SECONDS = 120
+# aggregation window. ACCEPTs that start within two windows of isolation are that flow, not
+# a hole: 120 s on AWS (60-second windows); a window is read from the records themselves, so
+# the local cloud's faster clock (1-second windows) gets 2 s.
+TRACKED_GRACE_WINDOWS = 2
+WINDOW_SECONDS = 60  # the lab's flow log aggregates per minute (MaxAggregationInterval)
+
+
+def tracked_grace(records: list[FlowRecord]) -> int:
+    """How long after isolation an ACCEPT is still the tracked flow: two of the windows the
+    records show (at most AWS's), at least one second."""
+    window = max((r.end - r.start for r in records), default=WINDOW_SECONDS)
+    return TRACKED_GRACE_WINDOWS * max(1, min(window, WINDOW_SECONDS))
 ISOLATED_AT_TAG = "gdlab:isolated-at"
 
 
@@ -137,11 +147,8 @@ def prove_blocked(
     while True:
         records = [r for r in read_records(ctx, since_s - 60) if r.interface in enis]
         to_eip = [r for r in records if r.dst == eip]
-        holes = [
-            r
-            for r in to_eip
-            if r.action == "ACCEPT" and r.start > since_s + TRACKED_GRACE_SECONDS
-        ]
+        grace = tracked_grace(records)
+        holes = [r for r in to_eip if r.action == "ACCEPT" and r.start > since_s + grace]
         if holes:
             first = holes[0]
             return FlowEvidence(
