@@ -36,6 +36,20 @@ def refused(call) -> dict:
             "message": info.value.response["Error"].get("Message", "")}
 
 
+def role_session(server, role: str, statements: list) -> dict:
+    """boto3 keys of a session of a new role whose identity policy is `statements`."""
+    admin = server.credentials.boto3_kwargs()
+    iam = client(server, "iam", **admin)
+    iam.create_role(RoleName=role, AssumeRolePolicyDocument=TRUST_ANYONE_IN_ACCOUNT)
+    iam.put_role_policy(RoleName=role, PolicyName="p", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": statements}))
+    issued = client(server, "sts", **admin).assume_role(
+        RoleArn=f"arn:aws:iam::{ACCOUNT}:role/{role}", RoleSessionName="s1")["Credentials"]
+    return {"aws_access_key_id": issued["AccessKeyId"],
+            "aws_secret_access_key": issued["SecretAccessKey"],
+            "aws_session_token": issued["SessionToken"]}
+
+
 STRANGER = generate().boto3_kwargs()
 
 
@@ -153,19 +167,10 @@ def test_sessions_of_its_sts_sign_with_their_token_only(local_server):
 
 
 def test_a_role_session_may_do_what_its_role_allows_and_nothing_more(local_server):
-    admin = local_server.credentials.boto3_kwargs()
-    iam = client(local_server, "iam", **admin)
-    iam.create_role(RoleName="lister", AssumeRolePolicyDocument=TRUST_ANYONE_IN_ACCOUNT)
-    iam.put_role_policy(RoleName="lister", PolicyName="list", PolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [
-            {"Effect": "Allow", "Action": ["guardduty:ListDetectors", "s3:ListAllMyBuckets",
-                                           "ec2:Describe*"], "Resource": "*"},
-            {"Effect": "Deny", "Action": "ec2:DescribeVpcs", "Resource": "*"}]}))
-    issued = client(local_server, "sts", **admin).assume_role(
-        RoleArn=f"arn:aws:iam::{ACCOUNT}:role/lister", RoleSessionName="s1")["Credentials"]
-    keys = {"aws_access_key_id": issued["AccessKeyId"],
-            "aws_secret_access_key": issued["SecretAccessKey"],
-            "aws_session_token": issued["SessionToken"]}
+    keys = role_session(local_server, "lister", [
+        {"Effect": "Allow", "Action": ["guardduty:ListDetectors", "s3:ListAllMyBuckets",
+                                       "ec2:Describe*"], "Resource": "*"},
+        {"Effect": "Deny", "Action": "ec2:DescribeVpcs", "Resource": "*"}])
     assert client(local_server, "guardduty", **keys).list_detectors()["DetectorIds"] == []
     assert "Buckets" in client(local_server, "s3", **keys).list_buckets()
     ec2 = client(local_server, "ec2", **keys)
@@ -214,19 +219,10 @@ def test_aws_source_ip_is_the_address_the_request_comes_from(local_server):
     simulation makes the call from it (trail.from_address), the peer's address otherwise."""
     from gdlab.local import trail
 
-    admin = local_server.credentials.boto3_kwargs()
-    iam = client(local_server, "iam", **admin)
-    iam.create_role(RoleName="from-here", AssumeRolePolicyDocument=TRUST_ANYONE_IN_ACCOUNT)
-    iam.put_role_policy(RoleName="from-here", PolicyName="p", PolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [
-            {"Effect": "Allow", "Action": "guardduty:ListDetectors", "Resource": "*"},
-            {"Effect": "Deny", "Action": "*", "Resource": "*",
-             "Condition": {"IpAddress": {"aws:SourceIp": "203.0.113.0/24"}}}]}))
-    issued = client(local_server, "sts", **admin).assume_role(
-        RoleArn=f"arn:aws:iam::{ACCOUNT}:role/from-here", RoleSessionName="s1")["Credentials"]
-    keys = {"aws_access_key_id": issued["AccessKeyId"],
-            "aws_secret_access_key": issued["SecretAccessKey"],
-            "aws_session_token": issued["SessionToken"]}
+    keys = role_session(local_server, "from-here", [
+        {"Effect": "Allow", "Action": "guardduty:ListDetectors", "Resource": "*"},
+        {"Effect": "Deny", "Action": "*", "Resource": "*",
+         "Condition": {"IpAddress": {"aws:SourceIp": "203.0.113.0/24"}}}])
     assert client(local_server, "guardduty", **keys).list_detectors()["DetectorIds"] == []
     remote = trail.from_address(client(local_server, "guardduty", **keys), "203.0.113.7")
     denied = refused(remote.list_detectors)

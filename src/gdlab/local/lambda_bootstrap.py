@@ -8,6 +8,7 @@ each answered by a line starting with the sentinel on a private copy of stdout (
 handler's own output, which shares the pipe).
 """
 
+import contextlib
 import importlib
 import json
 import logging
@@ -60,13 +61,11 @@ class Context:
 
 def peak_kb():
     # VmHWM starts afresh at exec; ru_maxrss can carry the forking parent's size.
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
+    # No /proc (not Linux): fall back to ru_maxrss.
+    with contextlib.suppress(OSError), open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
