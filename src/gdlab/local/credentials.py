@@ -31,6 +31,10 @@ class CredentialsError(GdlabError):
     """The local credentials file is missing or damaged."""
 
 
+class CredentialsMissing(CredentialsError):
+    """No credentials file yet: the first start makes one."""
+
+
 @dataclass(frozen=True)
 class LocalCredentials:
     access_key_id: str
@@ -88,7 +92,7 @@ def load(home: Path) -> LocalCredentials:
     try:
         text = read_private(path)
     except FileNotFoundError:
-        raise CredentialsError(
+        raise CredentialsMissing(
             f"the local cloud has no credentials file ({path})",
             "run 'gdlab local stop' and retry: the next start makes one") from None
     except (NotRegular, UnsafePath, OSError):  # a link, a folder, a FIFO, unreadable
@@ -107,12 +111,15 @@ def load_or_create(home: Path, replace_damaged: bool = False) -> LocalCredential
 
     path = path_for(home)
     locks.private_dir(path.parent)
-    with contextlib.suppress(CredentialsError):
+    try:
         return load(home)
-    if path.exists() or path.is_symlink():
+    except CredentialsMissing:
+        pass  # make one; a racing start that links its file first wins below
+    except CredentialsError:
         if not replace_damaged:
-            raise _damaged(path)
-        path.unlink()
+            raise
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
     made = generate()
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{FILE_NAME}.", suffix=".tmp")
     try:
