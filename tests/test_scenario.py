@@ -121,3 +121,20 @@ def test_finding_types_must_start_with_finding_type(scenario_copy):
         "severity = 5.0", 'severity = 5.0\nfinding_types = ["Recon:EC2/Portscan"]'))
     with pytest.raises(ScenarioError, match="finding_types must be a list"):
         load("compromised-ec2")
+
+
+def test_a_scenario_without_behaviour_or_user_data_loads():
+    s = load("credential-exfiltration")
+    assert s.behaviour is None
+    assert s.render_user_data("gd-1a2b3c", "") is None
+    assert s.finding_types == (
+        "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS",)
+    assert (s.flow_logs_local_seconds, s.flow_logs_aws_seconds) == (30, 900)
+    # Lambda and EventBridge names: at most 64 characters with the longest lab id.
+    assert all(len(s.name_for(k, "a" * 12)) <= 64 for k in ("function", "rule"))
+
+
+def test_a_name_a_step_needs_but_the_toml_lacks_is_named():
+    s = load("credential-exfiltration")
+    with pytest.raises(ScenarioError, match="names.forensic_group"):
+        s.name_for("forensic_group", "gd-1a2b3c")

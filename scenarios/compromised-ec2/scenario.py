@@ -102,6 +102,7 @@ def hops() -> list[HopSpec]:
 # What the incident must show, and the checks that can prove each (the verdict: every
 # property proven by a check that passed, and no check failed).
 PROPERTIES: dict[str, tuple[str, ...]] = {
+    "rule-matches-finding": ("rule-matches",),
     "finding-raised": ("guardduty-finding",),
     "finding-in-securityhub": ("securityhub-finding",),
     "instance-isolated": ("enis-isolated",),

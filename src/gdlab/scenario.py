@@ -21,17 +21,19 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 DEFAULT_SCENARIO = "compromised-ec2"
+# Every scenario's lab has these; a step that names more (the forensic groups, say) finds its
+# name in [names] too, or the scenario fails to load (checked against its steps).
 REQUIRED_NAMES = (
     "compromised_instance",
     "malicious_instance",
     "vpc",
     "threat_list",
-    "forensic_group",
-    "untracking_group",
     "topic",
     "function",
     "rule",
 )
+# How long verify waits for flow-log records, when a scenario's [timeouts] does not say.
+FLOW_LOGS_LOCAL_SECONDS, FLOW_LOGS_AWS_SECONDS = 30, 900
 
 
 class ScenarioError(GdlabError):
@@ -68,7 +70,7 @@ class Scenario:
     subnet_cidr: str
     instance_type: str
     ami_parameter: str
-    behaviour: Behaviour
+    behaviour: Behaviour | None  # what the compromised instance does on its own, if anything
     watch_local_seconds: int
     watch_aws_seconds: int
     flow_logs_local_seconds: int
@@ -78,6 +80,9 @@ class Scenario:
     finding_types: tuple[str, ...] = ()
 
     def name_for(self, key: str, lab: str) -> str:
+        if key not in self.names:
+            raise ScenarioError(f"{self.path / 'scenario.toml'}: missing 'names.{key}', which "
+                                "a step of its lab names")
         return self.names[key].format(lab=lab)
 
     @property
@@ -97,17 +102,18 @@ class Scenario:
     def responder_dir(self) -> Path:
         return self.path / "responder"
 
-    def render_user_data(self, lab: str, target_ip: str) -> str:
-        b = self.behaviour
-        template = (self.path / "user-data.sh").read_text()
-        values = {
-            "lab": lab,
-            "target_ip": target_ip,
-            "count": b.count,
-            "interval_seconds": b.interval_seconds,
-            "every_seconds": b.every_seconds,
-            "start_delay_seconds": b.start_delay_seconds,
-        }
+    def render_user_data(self, lab: str, target_ip: str) -> str | None:
+        """The compromised instance's user data, or None for a scenario without one."""
+        file = self.path / "user-data.sh"
+        if not file.is_file():
+            return None
+        template = file.read_text()
+        values: dict[str, object] = {"lab": lab, "target_ip": target_ip}
+        if self.behaviour is not None:
+            b = self.behaviour
+            values.update(count=b.count, interval_seconds=b.interval_seconds,
+                          every_seconds=b.every_seconds,
+                          start_delay_seconds=b.start_delay_seconds)
         for key, value in values.items():
             template = template.replace("{" + key + "}", str(value))
         return template
@@ -165,6 +171,26 @@ def load(name: str = DEFAULT_SCENARIO) -> Scenario:
     return _validate(raw, path)
 
 
+def _behaviour(raw: dict[str, Any], where: Path, need: Any) -> Behaviour:
+    """[behaviour]: what the compromised instance does on its own (only pings, today)."""
+    table = need(raw, "behaviour", dict)
+    behaviour = Behaviour(
+        action=need(table, "action", str, "behaviour."),
+        target=need(table, "target", str, "behaviour."),
+        count=need(table, "count", int, "behaviour."),
+        interval_seconds=need(table, "interval_seconds", int, "behaviour."),
+        every_seconds=need(table, "every_seconds", int, "behaviour."),
+        start_delay_seconds=need(table, "start_delay_seconds", int, "behaviour."),
+    )
+    if behaviour.action != "ping":
+        raise ScenarioError(f"{where}: behaviour.action '{behaviour.action}' is not supported")
+    if behaviour.target != "malicious_eip":
+        raise ScenarioError(f"{where}: behaviour.target must be 'malicious_eip'")
+    if not 1 <= behaviour.count <= 100 or behaviour.every_seconds < 1:
+        raise ScenarioError(f"{where}: behaviour.count must be 1-100 and every_seconds >= 1")
+    return behaviour
+
+
 def _validate(raw: dict[str, Any], path: Path) -> Scenario:
     where = path / "scenario.toml"
 
@@ -181,24 +207,14 @@ def _validate(raw: dict[str, Any], path: Path) -> Scenario:
     names = need(raw, "names", dict)
     for key in REQUIRED_NAMES:
         need(names, key, str, "names.")
-    behaviour_raw = need(raw, "behaviour", dict)
-    behaviour = Behaviour(
-        action=need(behaviour_raw, "action", str, "behaviour."),
-        target=need(behaviour_raw, "target", str, "behaviour."),
-        count=need(behaviour_raw, "count", int, "behaviour."),
-        interval_seconds=need(behaviour_raw, "interval_seconds", int, "behaviour."),
-        every_seconds=need(behaviour_raw, "every_seconds", int, "behaviour."),
-        start_delay_seconds=need(behaviour_raw, "start_delay_seconds", int, "behaviour."),
-    )
-    if behaviour.action != "ping":
-        raise ScenarioError(f"{where}: behaviour.action '{behaviour.action}' is not supported")
-    if behaviour.target != "malicious_eip":
-        raise ScenarioError(f"{where}: behaviour.target must be 'malicious_eip'")
-    if not 1 <= behaviour.count <= 100 or behaviour.every_seconds < 1:
-        raise ScenarioError(f"{where}: behaviour.count must be 1-100 and every_seconds >= 1")
+    behaviour = _behaviour(raw, where, need) if "behaviour" in raw else None
     network = need(raw, "network", dict)
     instances = need(raw, "instances", dict)
     timeouts = need(raw, "timeouts", dict)
+
+    def optional(key: str, default: int) -> int:
+        return need(timeouts, key, int, "timeouts.") if key in timeouts else default
+
     severity = need(raw, "severity", float)
     if not 0 < severity < 10:
         raise ScenarioError(f"{where}: severity must be between 0 and 10")
@@ -225,14 +241,14 @@ def _validate(raw: dict[str, Any], path: Path) -> Scenario:
         behaviour=behaviour,
         watch_local_seconds=need(timeouts, "watch_local_seconds", int, "timeouts."),
         watch_aws_seconds=need(timeouts, "watch_aws_seconds", int, "timeouts."),
-        flow_logs_local_seconds=need(timeouts, "flow_logs_local_seconds", int, "timeouts."),
-        flow_logs_aws_seconds=need(timeouts, "flow_logs_aws_seconds", int, "timeouts."),
+        flow_logs_local_seconds=optional("flow_logs_local_seconds", FLOW_LOGS_LOCAL_SECONDS),
+        flow_logs_aws_seconds=optional("flow_logs_aws_seconds", FLOW_LOGS_AWS_SECONDS),
         path=path,
         finding_types=tuple(finding_types),
     )
     if scenario.name != path.name:
         raise ScenarioError(f"{where}: name '{scenario.name}' differs from its folder")
-    for extra in ("event-pattern.json", "notification.json", "user-data.sh", "scenario.py"):
+    for extra in ("event-pattern.json", "notification.json", "scenario.py"):
         if not (path / extra).is_file():
             raise ScenarioError(f"scenario file missing: {path / extra}")
     pattern_types = scenario.event_pattern.get("detail", {}).get("type", [])

@@ -87,9 +87,9 @@ def test_each_command_one_by_one(gdlab, client, tmp_path):
     code, out, err = gdlab("verify", "--json", "--junit", str(junit))
     assert code == 0, err
     proven(json.loads(out))
-    assert len(checks(out)) == 8
+    assert len(checks(out)) == 9
     xml = junit.read_text()
-    assert 'tests="9"' in xml and 'failures="0"' in xml  # 8 checks and the verdict
+    assert 'tests="10"' in xml and 'failures="0"' in xml  # 9 checks and the verdict
     code, out, _ = gdlab("status", "--json")
     status = json.loads(out)
     assert status["phase"] == "verified"

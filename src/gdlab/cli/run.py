@@ -196,8 +196,7 @@ def _summary(report: RunReport, out: Any, json_out: bool) -> None:
         if report.emails:
             from gdlab.cli.mail import render as render_mails
 
-            render_mails(report.emails,
-                         state.id_of("sns-topic") if state.live("sns-topic") else "")
+            render_mails(report.emails, report.topic_arn)
         if report.verify is not None:
             incident.verify_view(out, report.verify)
     if report.interrupted:

@@ -4,6 +4,7 @@ passes, fails or is inconclusive, with the evidence it saw."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from gdlab.errors import GdlabError, describe
@@ -93,23 +94,25 @@ def check_forensic_rules(ctx: LabContext) -> Check:
     )
 
 
-def check_responder(ctx: LabContext, log: dict[str, Any]) -> Check:
+def _isolated(result: dict[str, Any]) -> str:
+    return (f"isolated {result.get('instance_id')} for finding {result.get('finding_id')}, "
+            f"{len(result.get('enis', []))} ENI(s)")
+
+
+def check_responder(ctx: LabContext, log: dict[str, Any], action: str = "isolated",
+                    what: Any = _isolated, never: str = "it never isolated the instance") -> Check:
+    """The responder's log has a run whose result is `action` (what(result) says what it did)
+    and no error."""
     title = "The responder ran without error"
     results = log["results"]
-    acted = [r for r in results if r.get("action") == "isolated"]
+    acted = [r for r in results if r.get("action") == action]
     if log["errors"]:
         return Check("responder-ran", title, "fail", f"error in its log: {log['errors'][-1]}")
     if not acted:
         reasons = "; ".join(str(r.get("reason")) for r in results) or "no run in its log group"
-        return Check("responder-ran", title, "fail", f"it never isolated the instance: {reasons}")
-    last = acted[-1]
-    return Check(
-        "responder-ran",
-        title,
-        "pass",
-        f"{log['invocations']} invocation(s); isolated {last.get('instance_id')} for finding "
-        f"{last.get('finding_id')}, {len(last.get('enis', []))} ENI(s)",
-    )
+        return Check("responder-ran", title, "fail", f"{never}: {reasons}")
+    return Check("responder-ran", title, "pass",
+                 f"{log['invocations']} invocation(s); {what(acted[-1])}")
 
 
 def check_emails(ctx: LabContext, log: dict[str, Any]) -> Check:
@@ -212,11 +215,75 @@ def _ping_summary(output: str) -> str:
     return ""
 
 
-def _guard(into: list[Check], name: str, title: str, fn: Any, *args: Any) -> None:
+def guard(into: list[Check], name: str, title: str, fn: Any, *args: Any) -> None:
     try:
         into.append(fn(*args))
     except Exception as exc:  # one broken query must not hide the other checks
         into.append(Check(name, title, "fail", f"could not check: {describe(exc)[0]}"))
+
+
+def finding_event(ctx: LabContext, finding_type: str) -> dict[str, Any]:
+    """The skeleton of the event GuardDuty sends EventBridge for a finding of that type."""
+    return {
+        "version": "0",
+        "id": "00000000-0000-0000-0000-000000000000",
+        "detail-type": "GuardDuty Finding",
+        "source": "aws.guardduty",
+        "account": ctx.cloud.account,
+        "time": "2024-01-01T00:00:00Z",
+        "region": ctx.cloud.region,
+        "resources": [],
+        "detail": {"schemaVersion": "2.0", "accountId": ctx.cloud.account,
+                   "region": ctx.cloud.region, "type": finding_type,
+                   "severity": ctx.scenario.severity},
+    }
+
+
+def check_rule(ctx: LabContext) -> Check:
+    """The deployed rule's pattern matches every finding type of the scenario (EventBridge's
+    TestEventPattern): a type GuardDuty renamed, as the workshop's exfiltration type was,
+    would leave the rule silent while everything else looks fine."""
+    title = "The rule's pattern matches the finding types"
+    events = ctx.cloud.client("events")
+    rule = ctx.name("rule")
+    pattern = events.describe_rule(Name=rule).get("EventPattern")
+    if not pattern:
+        return Check("rule-matches", title, "fail", f"rule {rule} has no event pattern")
+    missed = [kind for kind in ctx.scenario.finding_types if not events.test_event_pattern(
+        EventPattern=pattern, Event=json.dumps(finding_event(ctx, kind)))["Result"]]
+    if missed:
+        return Check("rule-matches", title, "fail",
+                     f"rule {rule} never fires for {', '.join(missed)}: its pattern is {pattern}")
+    return Check("rule-matches", title, "pass",
+                 f"rule {rule} matches {', '.join(ctx.scenario.finding_types)}")
+
+
+def findings_checks(ctx: LabContext) -> tuple[list[Check], dict[str, Any] | None]:
+    """The rule that routes the finding, the finding in GuardDuty and in Security Hub: the
+    start of every scenario's proof."""
+    checks: list[Check] = []
+    guard(checks, "rule-matches", "The rule's pattern matches the finding types", check_rule,
+          ctx)
+    finding = None
+    try:
+        finding = observe.guardduty_finding(ctx)
+    except Exception as exc:
+        checks.append(Check("guardduty-finding", "GuardDuty has the finding", "fail",
+                            f"could not check: {describe(exc)[0]}"))
+    else:
+        guard(checks, "guardduty-finding", "GuardDuty has the finding", check_guardduty, ctx,
+               finding)
+    guard(checks, "securityhub-finding", "Security Hub has it", check_securityhub, ctx, finding)
+    return checks, finding
+
+
+def responder_log(ctx: LabContext) -> dict[str, Any]:
+    """The responder's log as observe reads it, or its failure to read as an error."""
+    try:
+        return observe.responder_log(ctx)
+    except Exception as exc:
+        return {"results": [], "errors": [f"log unreadable: {describe(exc)[0]}"],
+                "invocations": 0}
 
 
 def isolation_checks(ctx: LabContext, waiting: flows.Waiting | None = None) -> list[Check]:
@@ -224,32 +291,14 @@ def isolation_checks(ctx: LabContext, waiting: flows.Waiting | None = None) -> l
     and Security Hub, every ENI in an empty forensic group, the responder's run and e-mails,
     and the traffic blocked (ping from the instance, REJECTs in the flow log). `waiting`
     hears about waits (flow-log delivery takes minutes on AWS)."""
-    checks: list[Check] = []
+    checks, _finding = findings_checks(ctx)
 
     def guarded(name: str, title: str, fn: Any, *args: Any) -> None:
-        _guard(checks, name, title, fn, *args)
+        guard(checks, name, title, fn, *args)
 
-    finding = None
-    try:
-        finding = observe.guardduty_finding(ctx)
-    except Exception as exc:
-        checks.append(
-            Check(
-                "guardduty-finding",
-                "GuardDuty has the finding",
-                "fail",
-                f"could not check: {describe(exc)[0]}",
-            )
-        )
-    else:
-        guarded("guardduty-finding", "GuardDuty has the finding", check_guardduty, ctx, finding)
-    guarded("securityhub-finding", "Security Hub has it", check_securityhub, ctx, finding)
     guarded("enis-isolated", "Every ENI has the forensic group", check_enis, ctx)
     guarded("forensic-group-empty", "The forensic group has no rules", check_forensic_rules, ctx)
-    try:
-        log = observe.responder_log(ctx)
-    except Exception as exc:
-        log = {"results": [], "errors": [f"log unreadable: {describe(exc)[0]}"], "invocations": 0}
+    log = responder_log(ctx)
     guarded("responder-ran", "The responder ran", check_responder, ctx, log)
     guarded("emails-sent", "Both e-mails were sent", check_emails, ctx, log)
     # Both wait on the cloud (SSM's delivery timeout, flow-log delivery): side by side.
@@ -258,11 +307,11 @@ def isolation_checks(ctx: LabContext, waiting: flows.Waiting | None = None) -> l
     ping_checks: list[Check] = []
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gdlab-verify") as pool:
         ping = pool.submit(
-            lambda: _guard(ping_checks, "ping-blocked", "The instance cannot reach the IP",
+            lambda: guard(ping_checks, "ping-blocked", "The instance cannot reach the IP",
                            check_unreachable, ctx)
         )
         flow_checks: list[Check] = []
-        _guard(flow_checks, "flows-rejected", "The flow log shows the blocked traffic",
+        guard(flow_checks, "flows-rejected", "The flow log shows the blocked traffic",
                check_flows, ctx, waiting)
         ping.result()
     checks += ping_checks + flow_checks

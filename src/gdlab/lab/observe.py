@@ -57,10 +57,18 @@ def guardduty_finding(ctx: LabContext) -> dict[str, Any] | None:
     return max(matching, key=lambda f: f.get("UpdatedAt", ""))
 
 
+# The action kinds of a finding that carry a remote address (GuardDuty's Action object):
+# traffic (NETWORK_CONNECTION) and API calls (AWS_API_CALL).
+_REMOTE_ACTIONS = ("NetworkConnectionAction", "AwsApiCallAction")
+
+
 def remote_ip(finding: dict[str, Any]) -> str | None:
-    action = finding.get("Service", {}).get("Action", {})
-    details = action.get("NetworkConnectionAction", {}).get("RemoteIpDetails", {})
-    return details.get("IpAddressV4")
+    action = finding.get("Service", {}).get("Action", {}) or {}
+    for kind in _REMOTE_ACTIONS:
+        details = (action.get(kind) or {}).get("RemoteIpDetails") or {}
+        if details.get("IpAddressV4"):
+            return details["IpAddressV4"]
+    return None
 
 
 def threat_list_names(finding: dict[str, Any]) -> list[str]:

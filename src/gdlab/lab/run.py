@@ -152,6 +152,7 @@ class RunReport:
     watch: WatchResult | None = None
     verify: Verdict | None = None
     emails: Mails | None = None
+    topic_arn: str = ""  # where the e-mails went (the topic is gone after teardown)
     seconds: float = 0.0
     api_calls: int = 0
     interrupted: str | None = None
@@ -358,6 +359,8 @@ def _close(walk: _Run, cloud: Cloud, store: LabStore, lab_ctx: LabContext | None
     state = report.state
     if state is not None and mails is not None:
         report.emails = mails(cloud, state)
+        topic = state.live("sns-topic")
+        report.topic_arn = topic.id if topic and topic.id else ""
     if state is None or report.keep:
         return
     td_ctx = lab_ctx or lifecycle.context(cloud, state, load(state.scenario))

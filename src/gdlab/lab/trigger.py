@@ -166,6 +166,42 @@ def wait_until_managed(ctx: LabContext, instance_id: str, deadline_seconds: floa
         attempt += 1
 
 
+def run_script(ctx: LabContext, instance_id: str, commands: list[str], comment: str,
+               deadline_seconds: float, execution_seconds: int = 60) -> tuple[str, dict]:
+    """Run a shell script on an instance with SSM's AWS-RunShellScript; (command id, the
+    invocation as GetCommandInvocation last answered it, Status "Pending" if never seen)."""
+    from botocore.exceptions import ClientError
+
+    started = time.monotonic()
+    ssm = ctx.cloud.client("ssm")
+    sent = ssm.send_command(
+        InstanceIds=[instance_id],
+        DocumentName="AWS-RunShellScript",
+        Comment=comment,
+        # A script takes seconds: a short executionTimeout bounds how long an agent that
+        # cannot be reached (isolation cuts it) leaves the command Pending — SSM gives up
+        # after TimeoutSeconds + executionTimeout (AWS "Understanding command statuses").
+        Parameters={"commands": commands, "executionTimeout": [str(execution_seconds)]},
+        TimeoutSeconds=60 if ctx.cloud.is_local else 120,
+    )["Command"]
+    command_id = sent["CommandId"]
+    attempt = 0
+    while True:
+        try:
+            invocation = ssm.get_command_invocation(CommandId=command_id, InstanceId=instance_id)
+        except ClientError as exc:
+            # Right after SendCommand the invocation may not exist yet.
+            if error_code(exc) != "InvocationDoesNotExist":
+                raise
+            invocation = {"Status": "Pending"}
+        if invocation.get("Status", "Pending") in TERMINAL:
+            return command_id, invocation
+        if time.monotonic() - started > deadline_seconds:
+            return command_id, invocation
+        _pause(ctx, attempt)
+        attempt += 1
+
+
 def ping(
     ctx: LabContext,
     count: int = 3,
@@ -187,37 +223,11 @@ def ping(
     if wait_online:
         wait_until_managed(ctx, instance.id, deadline_seconds)
     started = time.monotonic()
-    ssm = ctx.cloud.client("ssm")
     command = f"ping -c {count} -i 1 {eip}"
-    sent = ssm.send_command(
-        InstanceIds=[instance.id],
-        DocumentName="AWS-RunShellScript",
-        Comment=f"gdlab {ctx.lab}: ping the malicious Elastic IP",
-        # A ping takes seconds: a short executionTimeout bounds how long an agent that cannot
-        # be reached (isolation cuts it) leaves the command Pending — SSM gives up after
-        # TimeoutSeconds + executionTimeout (AWS "Understanding command statuses").
-        Parameters={"commands": [command], "executionTimeout": [str(PING_EXECUTION_SECONDS)]},
-        TimeoutSeconds=60 if ctx.cloud.is_local else 120,
-    )["Command"]
-    command_id = sent["CommandId"]
-    attempt = 0
-    from botocore.exceptions import ClientError
-
-    while True:
-        try:
-            invocation = ssm.get_command_invocation(CommandId=command_id, InstanceId=instance.id)
-        except ClientError as exc:
-            # Right after SendCommand the invocation may not exist yet.
-            if error_code(exc) != "InvocationDoesNotExist":
-                raise
-            invocation = {"Status": "Pending"}
-        status = invocation.get("Status", "Pending")
-        if status in TERMINAL:
-            break
-        if time.monotonic() - started > deadline_seconds:
-            break
-        _pause(ctx, attempt)
-        attempt += 1
+    command_id, invocation = run_script(
+        ctx, instance.id, [command], f"gdlab {ctx.lab}: ping the malicious Elastic IP",
+        deadline_seconds, execution_seconds=PING_EXECUTION_SECONDS)
+    status = invocation.get("Status", "Pending")
     code = invocation.get("ResponseCode")
     # The wire says "DeliveryTimedOut"; the docs write "Delivery Timed Out".
     detail = str(invocation.get("StatusDetails") or status).replace(" ", "")
