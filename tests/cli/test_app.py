@@ -33,21 +33,28 @@ def test_global_options_are_accepted_anywhere(given, expected):
     assert hoist_global_options(given) == expected
 
 
-def test_scenarios_lists_the_scenario(run_cli):
+def test_scenarios_lists_the_scenarios(run_cli):
     import json
 
     code, out, _ = run_cli("scenarios", "--json")
     assert code == 0
+    exfiltration = "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS"
     assert json.loads(out) == [
         {
             "name": "compromised-ec2",
             "title": "Compromised EC2 Instance",
             "finding_type": "UnauthorizedAccess:EC2/MaliciousIPCaller.Custom",
             "finding_types": ["UnauthorizedAccess:EC2/MaliciousIPCaller.Custom"],
-        }
+        },
+        {
+            "name": "credential-exfiltration",
+            "title": "IAM Role Credential Exfiltration",
+            "finding_type": exfiltration,
+            "finding_types": [exfiltration],
+        },
     ]
     code, out, _ = run_cli("scenarios")
-    assert code == 0 and "compromised-ec2" in out
+    assert code == 0 and "compromised-ec2" in out and "credential-exfiltration" in out
 
 
 def test_labs_empty(run_cli):

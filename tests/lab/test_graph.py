@@ -8,7 +8,7 @@ import pytest
 from gdlab.lab import graph
 from gdlab.lab.plan import PLAN, PRIORITY, STEPS, TEARDOWN_ORDER
 from gdlab.lab.steps import Step
-from gdlab.scenario import ScenarioError
+from gdlab.scenario import ScenarioError, list_scenarios, load
 
 
 class Fake(Step):
@@ -124,3 +124,21 @@ def test_the_responder_steps_need_what_their_spec_names():
     assert ResponderRole(ISOLATION).needs == ("sg-forensic", "sg-untracking")
     assert Function(ISOLATION).needs == ("responder-role", "sns-topic", "log-group",
                                          "sg-forensic", "sg-untracking")
+
+
+@pytest.mark.parametrize("name", [s.name for s in list_scenarios()])
+def test_every_scenario_plans_and_names_what_its_steps_name(name):
+    from gdlab.lab.plan import plan_for
+
+    scenario = load(name)
+    plan = plan_for(scenario)
+    where = position(plan.teardown)
+    assert set(where) == set(plan.by_key)
+    for step in plan.steps:
+        for need in step.needs:
+            assert need in plan.by_key, (name, step.key, need)
+            assert where[step.key] < where[need], (step.key, need)
+    # Every name a step looks up in [names] is there (SecurityGroup falls back to its own).
+    for step in plan.steps:
+        key = getattr(step, "role_key", "")
+        assert not key or key in scenario.names, (name, step.key, key)

@@ -496,3 +496,13 @@ def test_tag_key_and_value_go_together() -> None:
         revoke_sessions_policy(partition="aws", region=REGION, account=ACCOUNT, role_name=ROLE,
                                topic_arn=TOPIC, log_group_name=LOG_GROUP, lab_tag_key="k")
 
+
+
+def test_the_role_arn_carries_the_roles_path() -> None:
+    found = revoke_sessions_policy(partition="aws", region=REGION, account=ACCOUNT,
+                                   role_name=ROLE, role_path="/gdlab/", topic_arn=TOPIC,
+                                   log_group_name=LOG_GROUP)
+    assert found["Statement"][0]["Resource"] == f"arn:aws:iam::{ACCOUNT}:role/gdlab/{ROLE}"
+    with pytest.raises(ValueError, match="IAM path"):
+        revoke_sessions_policy(partition="aws", region=REGION, account=ACCOUNT, role_name=ROLE,
+                               role_path="gdlab", topic_arn=TOPIC, log_group_name=LOG_GROUP)

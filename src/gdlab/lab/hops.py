@@ -67,6 +67,16 @@ def _isolated(watcher: Any) -> None:
         watcher.see("isolated", f"{len(groups)} ENI(s) in {ctx.id_of('sg-forensic')} only")
 
 
+def _revoked(watcher: Any) -> None:
+    from gdlab.lab.revocation_checks import revoking_cutoff
+
+    ctx = watcher.ctx
+    cutoff = revoking_cutoff(ctx)
+    if cutoff is not None:
+        watcher.see("revoked", f"{ctx.id_of('instance-role')} denies sessions issued before "
+                               f"{cutoff:%H:%M:%S}")
+
+
 def _emails(watcher: Any) -> None:
     ctx = watcher.ctx
     count = observe.published_count(ctx)
@@ -97,6 +107,10 @@ ISOLATED = HopSpec(
     "isolated", "Instance isolated", _isolated, 310,
     "the instance still has other groups: read the responder's log for its reason",
     phase="isolated")
+REVOKED = HopSpec(
+    "revoked", "Role sessions revoked", _revoked, 310,
+    "the instance role has no AWSRevokeOlderSessions policy: read the responder's log for its "
+    "reason", phase="revoked")
 EMAILS = HopSpec(
     "emails", "E-mails published", _emails, 310,
     "fewer than 2 messages published to the topic: check the rule's SNS target and the topic "

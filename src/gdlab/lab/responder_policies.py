@@ -18,6 +18,7 @@ def revoke_sessions_policy(
     region: str,
     account: str,
     role_name: str,
+    role_path: str = "/",
     topic_arn: str,
     log_group_name: str,
     lab_tag_key: str | None = None,
@@ -25,14 +26,17 @@ def revoke_sessions_policy(
 ) -> dict[str, Any]:
     """What scenarios/credential-exfiltration/responder/handler.py calls, on exactly one role.
 
-    `role_name` is the lab's instance role (path "/"); IAM ARNs carry no region, so `region`
-    only places the log group. With `lab_tag_key`/`lab_tag_value`, PutRolePolicy also needs
-    the role to carry the lab tag, so a role re-created under the name outside the lab is
-    refused by IAM too, not only by the handler's own check.
+    `role_name` is the lab's instance role, under `role_path` (gdlab's roles are under
+    /gdlab/); IAM ARNs carry no region, so `region` only places the log group. With
+    `lab_tag_key`/`lab_tag_value`, PutRolePolicy also needs the role to carry the lab tag, so
+    a role re-created under the name outside the lab is refused by IAM too, not only by the
+    handler's own check.
     """
     if bool(lab_tag_key) != bool(lab_tag_value):
         raise ValueError("lab_tag_key and lab_tag_value go together")
-    role_arn = f"arn:{partition}:iam::{account}:role/{role_name}"
+    if not (role_path.startswith("/") and role_path.endswith("/")):
+        raise ValueError(f"an IAM path begins and ends with '/': {role_path!r}")
+    role_arn = f"arn:{partition}:iam::{account}:role{role_path}{role_name}"
     revoke: dict[str, Any] = {
         # Service Authorization Reference (IAM): PutRolePolicy's only condition key is
         # iam:PermissionsBoundary; no key names the inline policy, so the policy name cannot

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-PHASES = ("setting-up", "ready", "triggered", "detected", "isolated", "verified", "torn-down")
+# "isolated" and "revoked": the responder contained the incident (by scenario).
+PHASES = ("setting-up", "ready", "triggered", "detected", "isolated", "revoked", "verified",
+          "torn-down")
 TARGETS = ("local", "aws")
 OWNERSHIPS = ("created", "adopted")
 STATUSES = ("pending", "created", "deleted")

@@ -27,6 +27,7 @@ PHASE_STYLE = {
     "triggered": "magenta",
     "detected": "bold magenta",
     "isolated": "bold green",
+    "revoked": "bold green",
     "verified": "bold green",
     "torn-down": "dim",
 }

@@ -87,9 +87,11 @@ def delete_role(client: Any, role_name: str) -> None:
 
 class InstanceRole(Step):
     key, type, label = "instance-role", "AWS::IAM::Role", "SSM role of the compromised instance"
+    suffix = "instance"  # gdlab-<lab>-<suffix>
+    description = "gdlab: lets SSM manage the lab's compromised instance"
 
     def display_name(self, ctx: LabContext) -> str:
-        return f"gdlab-{ctx.lab}-instance"
+        return f"gdlab-{ctx.lab}-{self.suffix}"
 
     def create(self, ctx: LabContext) -> None:
         trust = {
@@ -102,8 +104,7 @@ class InstanceRole(Step):
                 }
             ],
         }
-        create_role(ctx, self, self.display_name(ctx), trust,
-                    "gdlab: lets SSM manage the lab's compromised instance")
+        create_role(ctx, self, self.display_name(ctx), trust, self.description)
 
     def configure(self, ctx: LabContext, res: Resource) -> None:
         _iam(ctx).attach_role_policy(  # attaching twice is a no-op for IAM
@@ -118,13 +119,45 @@ class InstanceRole(Step):
         delete_role(_iam(ctx), res.id or self.display_name(ctx))
 
 
+# What the application on scenario 2's compromised instance may do with its role, and so what
+# a thief of its credentials can do too: look at the account's instances (DescribeInstances
+# has no resource-level permissions).
+APPLICATION_POLICY = "gdlab-application"
+APPLICATION_ACTIONS = ("ec2:DescribeInstances",)
+
+
+class ApplicationInstanceRole(InstanceRole):
+    """The compromised instance's role when its credentials are what the attacker steals: SSM,
+    plus the little its application reads (APPLICATION_ACTIONS)."""
+
+    label = "Role of the compromised instance (SSM, reads instances)"
+    description = "gdlab: SSM and the read-only calls of the lab's compromised instance"
+
+    def configure(self, ctx: LabContext, res: Resource) -> None:
+        super().configure(ctx, res)
+        _iam(ctx).put_role_policy(RoleName=res.id, PolicyName=APPLICATION_POLICY,
+                                  PolicyDocument=json.dumps({
+                                      "Version": "2012-10-17",
+                                      "Statement": [{"Sid": "ApplicationReadsInstances",
+                                                     "Effect": "Allow",
+                                                     "Action": list(APPLICATION_ACTIONS),
+                                                     "Resource": "*"}]}))
+
+
+class AttackerRole(InstanceRole):
+    key, label = "attacker-role", "SSM role of the malicious instance"
+    suffix = "attacker"
+    description = "gdlab: lets SSM run the attack on the lab's malicious instance"
+
+
 class InstanceProfile(Step):
     key, type = "instance-profile", "AWS::IAM::InstanceProfile"
     needs = ("instance-role",)
     label = "Instance profile of the compromised instance"
+    suffix = "instance"
 
     def display_name(self, ctx: LabContext) -> str:
-        return f"gdlab-{ctx.lab}-instance"
+        return f"gdlab-{ctx.lab}-{self.suffix}"
 
     def create(self, ctx: LabContext) -> None:
         iam = _iam(ctx)
@@ -136,7 +169,7 @@ class InstanceProfile(Step):
 
     def configure(self, ctx: LabContext, res: Resource) -> None:
         iam = _iam(ctx)
-        role = ctx.id_of("instance-role")
+        role = ctx.id_of(self.needs[0])
         roles = iam.get_instance_profile(InstanceProfileName=res.id)["InstanceProfile"]["Roles"]
         if role not in {r["RoleName"] for r in roles}:
             iam.add_role_to_instance_profile(InstanceProfileName=res.id, RoleName=role)
@@ -174,6 +207,12 @@ class InstanceProfile(Step):
                 RoleName=role["RoleName"],
             )
         ignore_not_found(iam.delete_instance_profile, InstanceProfileName=name)
+
+
+class AttackerProfile(InstanceProfile):
+    key, label = "attacker-profile", "Instance profile of the malicious instance"
+    needs = ("attacker-role",)
+    suffix = "attacker"
 
 
 class ElasticIp(Step):
@@ -376,6 +415,15 @@ class MaliciousInstance(Instance):
     role_key, group_key = "malicious_instance", "sg-malicious"
 
 
+class ManagedMaliciousInstance(MaliciousInstance):
+    """A malicious instance the attack runs on through SSM (its own profile, AttackerRole)."""
+
+    needs = ("subnet", "sg-malicious", "attacker-profile")
+
+    def launch_options(self, ctx: LabContext) -> dict[str, Any]:
+        return {"IamInstanceProfile": {"Name": ctx.id_of("attacker-profile")}}
+
+
 class CompromisedInstance(Instance):
     key, type, label = "instance-compromised", "AWS::EC2::Instance", "Compromised instance"
     needs = ("subnet", "sg-compromised", "instance-profile", "eip")
@@ -386,9 +434,19 @@ class CompromisedInstance(Instance):
     role_key, group_key = "compromised_instance", "sg-compromised"
 
     def launch_options(self, ctx: LabContext) -> dict[str, Any]:
-        eip = ctx.attr("eip", "public_ip")
-        return {
-            "public_ip": True,  # reaches SSM and the malicious EIP through the IGW
+        eip = ctx.attr("eip", "public_ip") if "eip" in self.needs else ""
+        options: dict[str, Any] = {
+            "public_ip": True,  # reaches SSM (and the malicious EIP) through the IGW
             "IamInstanceProfile": {"Name": ctx.id_of("instance-profile")},
-            "UserData": ctx.scenario.render_user_data(ctx.lab, eip),
         }
+        user_data = ctx.scenario.render_user_data(ctx.lab, eip)
+        if user_data is not None:
+            options["UserData"] = user_data
+        return options
+
+
+class ApiCallerInstance(CompromisedInstance):
+    """A compromised instance whose incident is its credentials, not its traffic: it needs no
+    Elastic IP to aim at."""
+
+    needs = ("subnet", "sg-compromised", "instance-profile")

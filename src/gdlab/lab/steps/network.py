@@ -301,6 +301,37 @@ class CompromisedGroup(SecurityGroup):
         ]
 
 
+def _https_out(description: str) -> dict[str, Any]:
+    return {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443,
+            "IpRanges": [{"CidrIp": "0.0.0.0/0", "Description": description}]}
+
+
+class ApiCallerGroup(SecurityGroup):
+    """A compromised instance that only calls AWS (SSM's agent, its application's API calls),
+    for scenarios whose attack is not traffic to the malicious address."""
+
+    key, type, label = "sg-compromised", "AWS::EC2::SecurityGroup", "Compromised instance's group"
+    needs = ("vpc",)
+    name_key = "gdlab-compromised"
+    description = "gdlab: the compromised instance reaches SSM and AWS APIs (HTTPS); no ingress"
+
+    def egress(self, ctx: LabContext) -> list[dict[str, Any]]:
+        return [_https_out("SSM agent and AWS APIs (HTTPS)")]
+
+
+class AttackerGroup(SecurityGroup):
+    """A malicious instance that attacks through AWS's APIs (with what it stole) and is run
+    through SSM: HTTPS out, nothing in."""
+
+    key, type, label = "sg-malicious", "AWS::EC2::SecurityGroup", "Malicious instance's group"
+    needs = ("vpc",)
+    name_key = "gdlab-malicious"
+    description = "gdlab: the malicious instance calls AWS APIs (HTTPS); no ingress"
+
+    def egress(self, ctx: LabContext) -> list[dict[str, Any]]:
+        return [_https_out("SSM agent and AWS APIs (HTTPS)")]
+
+
 class ForensicGroup(SecurityGroup):
     key, type, label = "sg-forensic", "AWS::EC2::SecurityGroup", "Forensic group (no rules)"
     needs = ("vpc",)

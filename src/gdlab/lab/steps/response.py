@@ -249,6 +249,37 @@ ISOLATION = ResponderSpec(
 )
 
 
+def _revoke_policy(ctx: LabContext) -> dict[str, Any]:
+    from gdlab.lab.responder_policies import revoke_sessions_policy
+    from gdlab.lab.steps.compute import IAM_PATH
+
+    return revoke_sessions_policy(
+        partition=ctx.cloud.partition(),
+        region=ctx.cloud.region,
+        account=ctx.cloud.account,
+        role_name=ctx.id_of("instance-role"),
+        role_path=IAM_PATH,
+        topic_arn=topic_arn(ctx),
+        log_group_name=log_group_name(ctx),
+        lab_tag_key=LAB_TAG,
+        lab_tag_value=ctx.lab,
+    )
+
+
+def _revoke_environment(ctx: LabContext) -> dict[str, str]:
+    return {"LAB_TAG_KEY": LAB_TAG, "LAB_TAG_VALUE": ctx.lab, "TOPIC_ARN": ctx.id_of("sns-topic"),
+            "LOG_LEVEL": "INFO"}
+
+
+# The responder that revokes the sessions of the instance role whose credentials were stolen.
+REVOKE = ResponderSpec(
+    needs=("instance-role",),
+    policy=_revoke_policy,
+    environment=_revoke_environment,
+    description="gdlab: revokes the sessions of a lab instance role whose credentials leaked",
+)
+
+
 class Function(Step):
     key, type, label = "function", "AWS::Lambda::Function", "Responder Lambda"
     typical_seconds = 30.0  # CreateFunction, then the wait until it is Active

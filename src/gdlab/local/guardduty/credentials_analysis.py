@@ -68,6 +68,12 @@ def build_finding(ec2: Any, detector_id: str, instance: Any, session: Any,
     fid = finding_id(account, region, detector_id, FINDING_TYPE,
                      f"{instance.id}/{role}", source)
     seen = _iso_ms(str(record.get("eventTime")))
+    # GuardDuty writes the finding after the call it judges: its CreatedAt/UpdatedAt are the
+    # analysis' time (milliseconds), later than the call's second-precise eventTime. A
+    # responder's cut-off from UpdatedAt then covers a session issued within that second.
+    from gdlab.local.guardduty.common import now_iso
+
+    analysed = max(now_iso(), seen)
     identity = record.get("userIdentity") or {}
     call: dict[str, Any] = {
         "Api": str(record.get("eventName")),
@@ -83,8 +89,8 @@ def build_finding(ec2: Any, detector_id: str, instance: Any, session: Any,
         "Id": fid,
         "Type": FINDING_TYPE,
         "Severity": SEVERITY,
-        "CreatedAt": seen,
-        "UpdatedAt": seen,
+        "CreatedAt": analysed,
+        "UpdatedAt": analysed,
         "Title": f"Credentials for instance role {role} used from external IP address.",
         "Description": f"Credentials created exclusively for an EC2 instance using instance "
                        f"role {role} have been used from external IP address {source}.",
