@@ -4,7 +4,7 @@ Each run is a fresh process, as a user would type it. Reports the wall-clock
 median/min/max, the run's own figure (`seconds` in its JSON, from setup to the end of
 teardown) and the AWS API calls it made.
 
-    .venv/bin/python benchmarks/run_local.py [--runs 5] [--cold]
+    .venv/bin/python benchmarks/run_local.py [--runs 5] [--cold] [--scenario NAME]
 
 Three modes, each reported as a median over --runs:
 
@@ -36,7 +36,9 @@ def main() -> None:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--cold", action="store_true")
     mode.add_argument("--first", action="store_true")
+    parser.add_argument("--scenario", default=None, help="default: gdlab's default scenario")
     args = parser.parse_args()
+    scenario = ["--scenario", args.scenario] if args.scenario else []
     home = tempfile.mkdtemp(prefix="gdlab-bench-")
     env = {**os.environ, "GDLAB_HOME": home, "GDLAB_LOCAL_PORT": "4611"}
     if not (args.cold or args.first):
@@ -48,7 +50,7 @@ def main() -> None:
                 subprocess.run([GDLAB, "local", "start"], env=env, check=True,
                                capture_output=True)
             started = time.perf_counter()
-            proc = subprocess.run([GDLAB, "run", "--json"], env=env, capture_output=True,
+            proc = subprocess.run([GDLAB, "run", *scenario, "--json"], env=env, capture_output=True,
                                   text=True)
             wall = time.perf_counter() - started
             if proc.returncode != 0:

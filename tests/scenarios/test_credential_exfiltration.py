@@ -164,3 +164,18 @@ def test_verify_fails_when_the_revocation_is_undone(gdlab, cloud):
     assert found["responder-ran"] == "pass"  # it did its part: the verdict names what broke
     code, _out, err = gdlab("teardown")
     assert code == 0, err
+
+
+def test_a_lost_lab_is_found_by_its_tags_and_torn_down_whole(gdlab, cloud):
+    code, out, err = gdlab("setup", "--scenario", SCENARIO, "--json")
+    assert code == 0, err
+    lab = json.loads(out)["lab"]
+    code, _out, err = gdlab("trigger")  # the revoking policy is on the role, too
+    assert code == 0, err
+    state_file = Path(os.environ["GDLAB_HOME"]) / "labs" / f"{lab}.json"
+    assert state_file.is_file()
+    state_file.unlink()
+
+    code, out, err = gdlab("teardown", "--lab", lab, "--yes")
+    assert code == 0, err
+    assert inventory(cloud, lab) == {}
