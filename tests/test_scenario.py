@@ -130,8 +130,13 @@ def test_a_scenario_without_behaviour_or_user_data_loads():
     assert s.finding_types == (
         "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS",)
     assert (s.flow_logs_local_seconds, s.flow_logs_aws_seconds) == (30, 900)
-    # Lambda and EventBridge names: at most 64 characters with the longest lab id.
-    assert all(len(s.name_for(k, "a" * 12)) <= 64 for k in ("function", "rule"))
+    # The workshop's rule name, with the lab id: 64 characters, AWS's limit, for a generated
+    # id; a longer --lab is refused in one line before anything is made.
+    assert s.name_for("rule", "gd-1a2b3c") == \
+        "GuardDuty-Event-IAMUser-InstanceCredentialExfiltration-gd-1a2b3c"
+    s.check_names("gd-1a2b3c")
+    with pytest.raises(UsageError, match="at most 9 characters"):
+        s.check_names("my-long-lab")
 
 
 def test_a_name_a_step_needs_but_the_toml_lacks_is_named():

@@ -32,6 +32,8 @@ REQUIRED_NAMES = (
     "function",
     "rule",
 )
+# AWS's longest names: Lambda functions and EventBridge rules 64 characters, SNS topics 256.
+NAME_LIMITS = {"function": 64, "rule": 64, "topic": 256}
 # How long verify waits for flow-log records, when a scenario's [timeouts] does not say.
 FLOW_LOGS_LOCAL_SECONDS, FLOW_LOGS_AWS_SECONDS = 30, 900
 
@@ -78,6 +80,16 @@ class Scenario:
     path: Path
     # Every finding type the scenario's incident raises (the first is `finding_type`).
     finding_types: tuple[str, ...] = ()
+
+    def check_names(self, lab: str) -> None:
+        """UsageError when the lab id makes a name longer than AWS allows for it."""
+        for key, limit in NAME_LIMITS.items():
+            if key in self.names and len(name := self.name_for(key, lab)) > limit:
+                room = limit - len(self.names[key].replace("{lab}", ""))
+                raise UsageError(
+                    f"lab id {lab} makes the {key} name {name} {len(name)} characters long; "
+                    f"AWS allows {limit}",
+                    f"choose a --lab of at most {room} characters for scenario {self.name}")
 
     def name_for(self, key: str, lab: str) -> str:
         if key not in self.names:
@@ -248,6 +260,10 @@ def _validate(raw: dict[str, Any], path: Path) -> Scenario:
     )
     if scenario.name != path.name:
         raise ScenarioError(f"{where}: name '{scenario.name}' differs from its folder")
+    try:
+        scenario.check_names("gd-000000")  # the shape of a generated lab id
+    except UsageError as exc:
+        raise ScenarioError(f"{where}: {exc}") from None
     for extra in ("event-pattern.json", "notification.json", "scenario.py"):
         if not (path / extra).is_file():
             raise ScenarioError(f"scenario file missing: {path / extra}")

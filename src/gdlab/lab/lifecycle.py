@@ -75,6 +75,7 @@ def open_lab(
     holds the lab's lock from here on (a second setup of it waits, then refuses)."""
     if lab:
         validate_lab_id(lab)
+        scenario.check_names(lab)
         store.acquire(lab)
         if store.exists(lab):
             state = store.load(lab)
