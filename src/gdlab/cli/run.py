@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import click
@@ -14,6 +15,7 @@ from rich.markup import escape
 
 from gdlab.cli import signals
 from gdlab.cli.common import console, err_console, interrupt_explained, obj, print_json
+from gdlab.errors import UsageError
 from gdlab.lab.run import Declined, RunEvents, RunReport
 
 
@@ -36,13 +38,17 @@ def _local_mails(cloud: Any, state: Any) -> list[dict[str, Any]] | None:
 
 def run(
     ctx: typer.Context,
-    scenario: str = typer.Option("compromised-ec2", "--scenario", help="Scenario to run."),
+    scenario: str = typer.Option(None, "--scenario",
+                                 help="Scenario to run (default: compromised-ec2)."),
+    every: bool = typer.Option(False, "--all", help="Run every scenario, one after another."),
     lab: str = typer.Option(None, "--lab", help="Lab id (default: a new gd-xxxxxx)."),
     email: str = typer.Option(None, "--email", help="Also e-mail the alerts to this address."),
     keep: bool = typer.Option(False, "--keep", help="Keep the lab afterwards (no teardown)."),
     timeout: str = typer.Option(None, "--timeout", help="Watch deadline, e.g. 90s or 20m."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before creating on AWS."),
     json_out: bool = typer.Option(False, "--json", help="Print the run's report as JSON."),
+    junit: Path = typer.Option(None, "--junit",
+                               help="Also write JUnit XML: one test suite per scenario run."),
 ) -> None:
     """Run the whole incident: setup -> trigger -> watch -> verify -> teardown, then one
     summary (timeline, e-mails, verify table). Teardown runs even when a step fails, and
@@ -51,21 +57,30 @@ def run(
 
     \b
     Example: gdlab run            (local cloud, no AWS account needed)
+    Example: gdlab run --all --junit runs.xml
     Example: gdlab run --target aws --region us-east-1 --yes --json
     """
     from gdlab.cli.detect import parse_duration
     from gdlab.cli.setup import validate_email
     from gdlab.lab import run as core
     from gdlab.lab.state import validate_lab_id
-    from gdlab.scenario import load
+    from gdlab.scenario import DEFAULT_SCENARIO, list_scenarios, load
 
     # Bad input is a usage error (exit 2) before anything is created or started.
     seconds = parse_duration(timeout)
+    if every and (scenario or lab):
+        raise UsageError("--all runs every scenario, each in a new lab of its own",
+                         "leave out --scenario and --lab, or leave out --all")
     if lab:
         validate_lab_id(lab)
     validate_email(email)
-    load(scenario)
+    load(scenario or DEFAULT_SCENARIO)
+    _writable(junit)
     app = obj(ctx)
+    if every:
+        return _run_all(app, [s.name for s in list_scenarios()], email=email, keep=keep,
+                        timeout=seconds, yes=yes, json_out=json_out, junit=junit)
+    scenario = scenario or DEFAULT_SCENARIO
     # On the local target the background local cloud serves the run, as it serves every
     # command (started if needed): its moto backends stay warm from one run to the next.
     # SIGINT, SIGTERM and SIGHUP, at any phase: no new step or phase starts, the calls in
@@ -78,12 +93,69 @@ def run(
             sig=sig, events=view, mails=_local_mails,
         )
         _summary(report, view.out, json_out)
+        _write_junit(junit, [(scenario, report)])
         if json_out:
             print_json(report.to_dict())
     if sig.interrupted:
         interrupt_explained()
         raise typer.Exit(130)
     if not report.passed:
+        raise typer.Exit(1)
+
+
+def _writable(path: Path | None) -> None:
+    """A --junit file that cannot be written is bad input, found before anything is made."""
+    if path is None:
+        return
+    if path.is_dir() or not path.parent.is_dir():
+        raise UsageError(f"cannot write JUnit XML to {path}", "give a file in a folder that exists")
+
+
+def _write_junit(path: Path | None, runs: list[tuple[str, RunReport]]) -> None:
+    if path is None:
+        return
+    from gdlab.render.incident import runs_junit_xml
+
+    try:
+        path.write_text(runs_junit_xml(runs))
+    except OSError as exc:
+        err_console().print(f"[red]could not write {escape(str(path))}: {exc.strerror}[/red]")
+
+
+def _run_all(app: Any, names: list[str], *, yes: bool, json_out: bool, junit: Path | None,
+             **options: Any) -> None:
+    """`gdlab run --all`: each scenario's run and summary as `gdlab run` shows them, then one
+    table of them all; exit 0 only when every scenario passed."""
+    from gdlab.lab import run as core
+    from gdlab.render.incident import all_runs_table
+
+    with signals.handling(None, keep=options["keep"]) as sig:
+        views: dict[str, RunView] = {}
+
+        def events_for(name: str) -> RunView:
+            views[name] = RunView(json_out, yes)
+            if not json_out:
+                views[name].out.rule(f"[bold]scenario {name}", characters="═")
+            return views[name]
+
+        found = core.run_all(app.cloud, app.store, names, events_for=events_for, sig=sig,
+                             mails=_local_mails, **options)
+        for name, report in found.runs:
+            if not json_out:
+                _summary(report, views[name].out, json_out)
+        _write_junit(junit, found.runs)
+        out = err_console() if json_out else console()
+        out.print(all_runs_table(found))
+        line = (f"gdlab run --all {'PASSED' if found.passed else 'FAILED'}: "
+                f"{sum(r.passed for _n, r in found.runs)}/{len(names)} scenarios passed in "
+                f"{found.seconds:.1f}s")
+        out.print(f"[bold {'green' if found.passed else 'red'}]{escape(line)}[/]")
+        if json_out:
+            print_json(found.to_dict())
+    if sig.interrupted:
+        interrupt_explained()
+        raise typer.Exit(130)
+    if not found.passed:
         raise typer.Exit(1)
 
 

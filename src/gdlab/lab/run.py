@@ -256,12 +256,22 @@ def run(
     started = time.monotonic()
     report = RunReport(keep=keep)
     walk = _Run(report, sig, events)
+    counted: dict[str, int] = {}
+
+    def the_cloud_counted() -> Cloud:
+        """The cloud, with its API-call count when this run first used it: one process may
+        run several scenarios through one cloud (run --all)."""
+        made_cloud = cloud()
+        counted.setdefault("before", made_cloud.api_call_count)
+        return made_cloud
+
     made = walk.step(
-        "setup", lambda: _setup(cloud(), store, scenario, lab, email, sig, events, report)
+        "setup",
+        lambda: _setup(the_cloud_counted(), store, scenario, lab, email, sig, events, report),
     )
     # A failed setup still leaves the lab it opened (report.state), which teardown removes.
     lab_ctx: LabContext | None = made
-    the_cloud = cloud()
+    the_cloud = the_cloud_counted()
     report.target, report.region = the_cloud.target, the_cloud.region
     try:
         _detect(walk, lab_ctx, timeout)
@@ -269,7 +279,7 @@ def run(
         # Teardown runs whatever happened before it, signals included: nothing billable stays.
         _close(walk, the_cloud, store, lab_ctx, mails)
     report.seconds = _since(started)
-    report.api_calls = the_cloud.api_call_count
+    report.api_calls = the_cloud.api_call_count - counted["before"]
     report.interrupted = sig.interrupted
     report.passed = (
         not sig.interrupted
@@ -278,6 +288,55 @@ def run(
         and report.verify.passed
     )
     return report
+
+
+@dataclass
+class AllReport:
+    """What `gdlab run --all --json` prints: every scenario's run report, and the verdict."""
+
+    runs: list[tuple[str, RunReport]] = field(default_factory=list)
+    not_run: list[str] = field(default_factory=list)  # an interrupt came before their turn
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.runs) and not self.not_run and all(r.passed for _n, r in self.runs)
+
+    @property
+    def interrupted(self) -> str | None:
+        return next((r.interrupted for _n, r in self.runs if r.interrupted), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"passed": self.passed,
+                "scenarios": [{"scenario": name, **report.to_dict()}
+                              for name, report in self.runs],
+                "not_run": self.not_run, "seconds": self.seconds}
+
+
+def run_all(
+    cloud: Callable[[], Cloud],
+    store: LabStore,
+    scenarios: list[str],
+    *,
+    events_for: Callable[[str], RunEvents],
+    sig: Interrupts | None = None,
+    **options: Any,
+) -> AllReport:
+    """Every scenario's run, one after another, each a lab of its own torn down before the
+    next starts (so the Elastic IP quota and the region's one detector are never contended).
+    A failed scenario does not stop the others; an interrupt does: the running one is torn
+    down and the rest are not started. `options` are run()'s."""
+    sig = sig or NoSignals()
+    started = time.monotonic()
+    found = AllReport()
+    for name in scenarios:
+        if sig.stop.is_set():
+            found.not_run.append(name)
+            continue
+        found.runs.append((name, run(cloud, store, name, sig=sig, events=events_for(name),
+                                     **options)))
+    found.seconds = _since(started)
+    return found
 
 
 def _setup(cloud, store, scenario_name, lab, email, sig, events, report):  # type: ignore[no-untyped-def]

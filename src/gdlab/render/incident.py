@@ -153,8 +153,8 @@ def verify_view(console: Console, verdict: Any) -> None:
     console.print(f"[{style}]{escape(line)}[/{style}]", soft_wrap=True)
 
 
-def junit_xml(verdict: Any, seconds: float = 0.0) -> str:
-    """JUnit XML: one testcase per check (inconclusive is skipped, with its reason), and a
+def junit_suite(verdict: Any, seconds: float = 0.0, name: str | None = None) -> ET.Element:
+    """One test suite: a testcase per check (inconclusive is skipped, with its reason), and a
     `verdict` testcase that fails when a property is not proven by any check."""
     failed = [c for c in verdict.checks if c.status == "fail"]
     skipped = [c for c in verdict.checks if c.status == "inconclusive"]
@@ -162,7 +162,7 @@ def junit_xml(verdict: Any, seconds: float = 0.0) -> str:
     total = len(verdict.checks) + 1
     suite = ET.Element(
         "testsuite",
-        name=f"gdlab.verify.{verdict.lab}",
+        name=name or f"gdlab.verify.{verdict.lab}",
         tests=str(total),
         failures=str(failures),
         errors="0",
@@ -190,10 +190,64 @@ def junit_xml(verdict: Any, seconds: float = 0.0) -> str:
         )
         failure.text = summary
     ET.SubElement(case, "system-out").text = summary
-    suites = ET.Element("testsuites", tests=str(total), failures=str(failures))
-    suites.append(suite)
-    ET.indent(suites)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode")
+    return suite
+
+
+def _document(suites: list[ET.Element]) -> str:
+    tests = sum(int(s.get("tests", "0")) for s in suites)
+    failures = sum(int(s.get("failures", "0")) for s in suites)
+    errors = sum(int(s.get("errors", "0")) for s in suites)
+    root = ET.Element("testsuites", tests=str(tests), failures=str(failures))
+    if errors:
+        root.set("errors", str(errors))
+    root.extend(suites)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode")
+
+
+def junit_xml(verdict: Any, seconds: float = 0.0) -> str:
+    """`gdlab verify --junit`: the verdict as one test suite."""
+    return _document([junit_suite(verdict, seconds)])
+
+
+def runs_junit_xml(runs: list[tuple[str, Any]]) -> str:
+    """`gdlab run --junit`: one suite per scenario run, named gdlab.run.<scenario>. A run
+    that ended before verify is a suite with one errored testcase saying which step failed."""
+    suites = []
+    for scenario, report in runs:
+        name = f"gdlab.run.{scenario}"
+        if report.verify is not None:
+            suites.append(junit_suite(report.verify, report.seconds, name))
+            continue
+        suite = ET.Element("testsuite", name=name, tests="1", failures="0", errors="1",
+                           skipped="0", time=f"{report.seconds:.3f}")
+        case = ET.SubElement(suite, "testcase", classname=f"gdlab.{report.lab or scenario}",
+                             name="run")
+        broken = next((s for s in report.steps if not s.ok), None)
+        why = (f"{broken.step} failed: {broken.error or 'interrupted'}" if broken
+               else report.interrupted or "the run ended before verify")
+        ET.SubElement(case, "error", message=why, type="run").text = why
+        suites.append(suite)
+    return _document(suites)
+
+
+def all_runs_table(found: Any) -> Table:
+    """`gdlab run --all`'s last table: a row per scenario, its hops seen and checks passed."""
+    table = Table(title="Every scenario", title_justify="left")
+    for column in ("scenario", "lab", "hops seen", "checks passed", "verdict", "seconds"):
+        table.add_column(column, justify="right" if column == "seconds" else "left")
+    for name, report in found.runs:
+        hops = report.watch.hops if report.watch is not None else []
+        checks = report.verify.checks if report.verify is not None else []
+        table.add_row(
+            escape(name), escape(report.lab or "-"),
+            f"{sum(h.seen for h in hops)}/{len(hops)}" if hops else "-",
+            f"{sum(c.status == 'pass' for c in checks)}/{len(checks)}" if checks else "-",
+            "[green]PASSED[/green]" if report.passed else "[red]FAILED[/red]",
+            f"{report.seconds:.1f}")
+    for name in found.not_run:
+        table.add_row(escape(name), "-", "-", "-", "[yellow]not run[/yellow]", "-")
+    return table
 
 
 def timeline_table(state: Any, since: str | None = None) -> Table:
