@@ -24,6 +24,13 @@ TYPE_NAMESPACES = {
     "Backdoor:EC2/C&CActivity.B": "TTPs/Command and Control",
     "CryptoCurrency:EC2/BitcoinTool.B": "Effects/Resource Consumption",
     "Trojan:EC2/BlackholeTraffic": "TTPs/Command and Control",
+    # Namespaces of the finding types' threat purposes (ASFF "Types taxonomy"): Discovery
+    # and Stealth (Defense Evasion) are ATT&CK tactics under TTPs; an S3 policy finding is
+    # the data exposure it allows; a listed caller's API call is Initial Access.
+    "UnauthorizedAccess:IAMUser/MaliciousIPCaller.Custom": "TTPs/Initial Access",
+    "Discovery:S3/MaliciousIPCaller.Custom": "TTPs/Discovery",
+    "Policy:S3/BucketBlockPublicAccessDisabled": "Effects/Data Exposure",
+    "Stealth:S3/ServerAccessLoggingDisabled": "TTPs/Defense Evasion",
 }
 PREFIX_NAMESPACES = {
     "Recon": "TTPs/Discovery",

@@ -1,5 +1,6 @@
 """CreateSampleFindings: findings shaped like GuardDuty's own samples for EC2 network
-findings (fake instance i-99999999, GeneratedFinding* values)."""
+findings (fake instance i-99999999, GeneratedFinding* values) and for API-call findings of
+IAM users and S3 buckets (GeneratedFindingAccessKeyId, GeneratedFindingS3Bucket...)."""
 
 from __future__ import annotations
 
@@ -17,11 +18,27 @@ SAMPLE_SEVERITY = {
     "CryptoCurrency:EC2/BitcoinTool.B": 5.0,
     "Trojan:EC2/BlackholeTraffic": 5.0,
     "UnauthorizedAccess:EC2/SSHBruteForce": 2.0,
+    "UnauthorizedAccess:IAMUser/MaliciousIPCaller.Custom": 5.0,
+    "Discovery:S3/MaliciousIPCaller.Custom": 8.0,
+    "Policy:S3/BucketBlockPublicAccessDisabled": 2.0,
+    "Stealth:S3/ServerAccessLoggingDisabled": 2.0,
 }
+# API-call types: the call GuardDuty's sample shows.
+SAMPLE_APIS = {
+    "UnauthorizedAccess:IAMUser/MaliciousIPCaller.Custom": ("GeneratedFindingAPIName",
+                                                            "GeneratedFindingAPIServiceName"),
+    "Discovery:S3/MaliciousIPCaller.Custom": ("ListObjects", "s3.amazonaws.com"),
+    "Policy:S3/BucketBlockPublicAccessDisabled": ("DeleteBucketPublicAccessBlock",
+                                                  "s3.amazonaws.com"),
+    "Stealth:S3/ServerAccessLoggingDisabled": ("PutBucketLogging", "s3.amazonaws.com"),
+}
+SAMPLE_BUCKET = "GeneratedFindingS3Bucket"
 
 
 def sample_finding(backend: Any, detector_id: str, finding_type: str) -> dict[str, Any]:
     """A finding shaped like GuardDuty's own samples for EC2 network findings."""
+    if finding_type in SAMPLE_APIS:
+        return api_call_sample(backend, detector_id, finding_type)
     stamp = now_iso()
     remote_ip = "198.51.100.0"
     list_name = "GeneratedFindingCustomerListName"
@@ -110,3 +127,90 @@ def sample_finding(backend: Any, detector_id: str, finding_type: str) -> dict[st
         }
     return finding
 
+
+
+def _sample_remote() -> dict[str, Any]:
+    return {"IpAddressV4": "198.51.100.0",
+            "Organization": {"Asn": "-1", "AsnOrg": "GeneratedFindingASNOrg",
+                             "Isp": "GeneratedFindingISP", "Org": "GeneratedFindingORG"},
+            "Country": {"CountryName": "GeneratedFindingCountryName"},
+            "City": {"CityName": "GeneratedFindingCityName"},
+            "GeoLocation": {"Lat": 0.0, "Lon": 0.0}}
+
+
+def _sample_bucket(backend: Any) -> dict[str, Any]:
+    block = {"IgnorePublicAcls": False, "RestrictPublicBuckets": False,
+             "BlockPublicAcls": False, "BlockPublicPolicy": False}
+    return {
+        "Arn": f"arn:{backend.partition}:s3:::{SAMPLE_BUCKET}",
+        "Name": SAMPLE_BUCKET,
+        "Type": "Destination",
+        "CreatedAt": 1513612691.551,
+        "Owner": {"Id": "CanonicalId of Owner"},
+        "Tags": [{"Key": "foo", "Value": "bar"}],
+        "DefaultServerSideEncryption": {"EncryptionType": "SSEAlgorithm",
+                                        "KmsMasterKeyArn": "arn:aws:kms:region:123456789012"
+                                                           ":key/key-id"},
+        "PublicAccess": {
+            "PermissionConfiguration": {
+                "BucketLevelPermissions": {
+                    "AccessControlList": {"AllowsPublicReadAccess": False,
+                                          "AllowsPublicWriteAccess": False},
+                    "BucketPolicy": {"AllowsPublicReadAccess": False,
+                                     "AllowsPublicWriteAccess": False},
+                    "BlockPublicAccess": dict(block),
+                },
+                "AccountLevelPermissions": {"BlockPublicAccess": dict(block)},
+            },
+            "EffectivePermission": "NOT_PUBLIC",
+        },
+    }
+
+
+def api_call_sample(backend: Any, detector_id: str, finding_type: str) -> dict[str, Any]:
+    """A sample of an AWS_API_CALL finding: an IAM user's access key, the S3 bucket when the
+    type is about one, the threat list when the type is a custom-list one."""
+    stamp = now_iso()
+    api, service_name = SAMPLE_APIS[finding_type]
+    custom = finding_type.endswith(".Custom")
+    list_name = "GeneratedFindingCustomerListName"
+    resource: dict[str, Any] = {
+        "ResourceType": "AccessKey",
+        "AccessKeyDetails": {"AccessKeyId": "GeneratedFindingAccessKeyId",
+                             "PrincipalId": "GeneratedFindingPrincipalId",
+                             "UserName": "GeneratedFindingUserName", "UserType": "IAMUser"},
+    }
+    if finding_type.split(":")[1].startswith("S3/"):
+        resource["ResourceType"] = "S3Bucket"
+        resource["S3BucketDetails"] = [_sample_bucket(backend)]
+    what = f"S3 bucket {SAMPLE_BUCKET}" if "S3BucketDetails" in resource else \
+        "user GeneratedFindingUserName"
+    finding: dict[str, Any] = {
+        "Id": uuid.uuid4().hex,
+        "Type": finding_type,
+        "Severity": SAMPLE_SEVERITY[finding_type],
+        "CreatedAt": stamp,
+        "UpdatedAt": stamp,
+        "Title": f"[SAMPLE] API {api} was invoked for {what}.",
+        "Description": f"[SAMPLE] API {api} was invoked for {what}, matching finding type "
+                       f"{finding_type}.",
+        "Resource": resource,
+        "Service": {
+            "ServiceName": "guardduty",
+            "DetectorId": detector_id,
+            "Archived": False,
+            "Count": 1,
+            "EventFirstSeen": stamp,
+            "EventLastSeen": stamp,
+            "ResourceRole": "TARGET",
+            "AdditionalInfo": {"Value": '{"sample":true}', "Type": "default"},
+            "Action": {"ActionType": "AWS_API_CALL", "AwsApiCallAction": {
+                "Api": api, "ServiceName": service_name, "CallerType": "Remote IP",
+                "UserAgent": "GeneratedFindingUserAgent",
+                "RemoteIpDetails": _sample_remote()}},
+        },
+    }
+    if custom:
+        finding["Service"]["Evidence"] = {
+            "ThreatIntelligenceDetails": [{"ThreatListName": list_name, "ThreatNames": []}]}
+    return finding
