@@ -5,6 +5,8 @@ process can set, and the /_gdlab/trail route."""
 
 from __future__ import annotations
 
+import json
+
 import boto3
 import pytest
 from botocore.config import Config
@@ -174,3 +176,45 @@ def test_the_error_code_is_the_one_the_client_reads(local_server, local_client):
     assert event["eventSource"] == "guardduty.amazonaws.com"
     assert event["errorCode"] == refused.value.response["Error"]["Code"]
     assert event["errorMessage"] == refused.value.response["Error"]["Message"]
+
+
+def test_s3_requests_carry_cloudtrails_event_names(local_server, local_client):
+    s3 = local_client("s3")
+    s3.create_bucket(Bucket="gdlab-trail-names")
+    trail.clear()
+    s3.put_object(Bucket="gdlab-trail-names", Key="k", Body=b"x")
+    s3.get_object(Bucket="gdlab-trail-names", Key="k")
+    s3.list_objects_v2(Bucket="gdlab-trail-names")
+    s3.list_buckets()
+    off = {"BlockPublicAcls": False, "IgnorePublicAcls": False, "BlockPublicPolicy": False,
+           "RestrictPublicBuckets": False}
+    s3.put_public_access_block(Bucket="gdlab-trail-names",
+                               PublicAccessBlockConfiguration=off)
+    s3.get_public_access_block(Bucket="gdlab-trail-names")
+    s3.delete_public_access_block(Bucket="gdlab-trail-names")
+    s3.put_bucket_logging(Bucket="gdlab-trail-names", BucketLoggingStatus={})
+    s3.get_bucket_logging(Bucket="gdlab-trail-names")
+    s3.put_bucket_policy(Bucket="gdlab-trail-names", Policy=json.dumps(
+        {"Version": "2012-10-17", "Statement": []}))
+    events = route(local_server)
+    assert [(e["eventName"], e["managementEvent"], e["eventCategory"]) for e in events] == [
+        ("PutObject", False, "Data"), ("GetObject", False, "Data"),
+        ("ListObjects", False, "Data"), ("ListBuckets", True, "Management"),
+        ("PutBucketPublicAccessBlock", True, "Management"),
+        ("GetBucketPublicAccessBlock", True, "Management"),
+        ("DeleteBucketPublicAccessBlock", True, "Management"),
+        ("PutBucketLogging", True, "Management"), ("GetBucketLogging", True, "Management"),
+        ("PutBucketPolicy", True, "Management")]
+    assert {e["eventSource"] for e in events} == {"s3.amazonaws.com"}
+    by_name = {e["eventName"]: e for e in events}
+    assert by_name["GetObject"]["requestParameters"]["key"] == "k"
+    assert by_name["GetObject"]["resources"][0] == {
+        "type": "AWS::S3::Object", "ARN": "arn:aws:s3:::gdlab-trail-names/k"}
+    assert by_name["ListObjects"]["requestParameters"]["list-type"] == "2"  # a V2 listing
+    put = by_name["PutBucketPublicAccessBlock"]["requestParameters"]
+    assert put["bucketName"] == "gdlab-trail-names"
+    assert {k: v for k, v in put["PublicAccessBlockConfiguration"].items()
+            if k != "xmlns"} == off
+    logging_status = by_name["PutBucketLogging"]["requestParameters"]["BucketLoggingStatus"]
+    assert "LoggingEnabled" not in logging_status
+    assert by_name["ListBuckets"]["requestParameters"].get("bucketName") is None

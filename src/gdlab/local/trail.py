@@ -10,6 +10,8 @@ IAMUser for a user's access key, AssumedRole for a role session (with
 ``sessionContext.sessionIssuer``, ``attributes.creationDate``, and ``ec2RoleDelivery`` "1.0"
 or "2.0" when the session is an instance's, delivered by IMDSv1 or IMDSv2). EC2 error codes
 carry CloudTrail's "Client." prefix.
+S3 requests carry CloudTrail's eventName, requestParameters and resources, and object-level
+calls are data events (see s3_trail.py).
 
 Where a request comes from. Every client of the local cloud connects over 127.0.0.1, so
 ``sourceIPAddress`` is the peer address, except for requests the instance simulation makes
@@ -173,8 +175,10 @@ def user_identity(caller: Caller) -> dict[str, Any]:
 
 
 def record(environ: dict[str, Any], caller: Caller, service: str, operation: str,
-           error_code: str | None = None, error_message: str | None = None) -> dict[str, Any]:
-    """Record one authenticated request; returns the record."""
+           error_code: str | None = None, error_message: str | None = None,
+           s3: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Record one authenticated request; returns the record. `s3`: what s3_trail.details
+    found (eventName, managementEvent, requestParameters, resources)."""
     try:
         signed = auth.parse_signature(environ)
     except auth.Refused:
@@ -185,19 +189,26 @@ def record(environ: dict[str, Any], caller: Caller, service: str, operation: str
         "userIdentity": user_identity(caller),
         "eventTime": _stamp(),
         "eventSource": _EVENT_SOURCES.get(service, f"{service}.amazonaws.com"),
-        "eventName": operation,
+        "eventName": s3["eventName"] if s3 else operation,
         "awsRegion": region,
         "sourceIPAddress": resolve_source(environ),
         "userAgent": str(environ.get("HTTP_USER_AGENT") or ""),
     }
+    if s3:
+        entry["requestParameters"] = s3["requestParameters"]
     if error_code:
         entry["errorCode"] = f"Client.{error_code}" if service == "ec2" and \
             not error_code.startswith(("Client.", "Server.")) else error_code
         if error_message:
             entry["errorMessage"] = error_message
+    management = s3["managementEvent"] if s3 else True
     entry.update({"requestID": str(uuid.uuid4()), "eventID": str(uuid.uuid4()),
-                  "eventType": "AwsApiCall", "managementEvent": True,
-                  "recipientAccountId": caller.account, "eventCategory": "Management"})
+                  "eventType": "AwsApiCall", "managementEvent": management,
+                  "recipientAccountId": caller.account,
+                  "eventCategory": "Management" if management else "Data"})
+    if s3 and s3.get("resources"):
+        entry["resources"] = [dict(r, accountId=caller.account) if r["type"].endswith(
+            "Bucket") else r for r in s3["resources"]]
     with _lock:
         _records.append(entry)
     _publish(entry)
@@ -302,7 +313,7 @@ def _signing_service(environ: dict[str, Any], response: Any) -> str:
 
 
 def _observe(response: Any, run: Callable[[], Any], operation: Callable[[], str],
-             request: Any = None) -> Any:
+             request: Any = None, s3: Callable[[], dict[str, Any]] | None = None) -> Any:
     """Run moto's handler and record the request it served, once per request. The WSGI
     environ is the request's (moto's normalized Request wraps the server's environ)."""
     caller = current_caller.get()
@@ -315,10 +326,10 @@ def _observe(response: Any, run: Callable[[], Any], operation: Callable[[], str]
     try:
         result = run()
     except Exception as exc:
-        _safe_record(environ, caller, response, operation, *_exception_error(exc))
+        _safe_record(environ, caller, response, operation, *_exception_error(exc), s3=s3)
         raise
     code, message = error_of(result)
-    _safe_record(environ, caller, response, operation, code, message)
+    _safe_record(environ, caller, response, operation, code, message, s3=s3)
     return result
 
 
@@ -333,10 +344,11 @@ def _exception_error(exc: Exception) -> tuple[str, str]:
 
 
 def _safe_record(environ: dict[str, Any], caller: Caller, response: Any,
-                 operation: Callable[[], str], code: str | None, message: str | None) -> None:
+                 operation: Callable[[], str], code: str | None, message: str | None,
+                 s3: Callable[[], dict[str, Any]] | None = None) -> None:
     try:
         record(environ, caller, _signing_service(environ, response), str(operation()),
-               code, message)
+               code, message, s3() if s3 is not None else None)
     except Exception:  # noqa: BLE001 - the trail must never fail the request it records
         log.exception("could not record a request")
 
@@ -348,7 +360,7 @@ def install() -> None:
     from moto.s3.responses import S3Response
 
     from gdlab.local import patches, server
-    from gdlab.local.guardduty import credentials_analysis
+    from gdlab.local.guardduty import api_call_analysis, credentials_analysis
 
     def wrap_call_action(current: Any) -> Any:
         def call_action(self: Any) -> Any:
@@ -365,18 +377,24 @@ def install() -> None:
 
     def register() -> None:
         server.register_route("trail", _route)
-        if credentials_analysis.analyze not in subscribers:
-            subscribers.append(credentials_analysis.analyze)
+        for analyze in (credentials_analysis.analyze, api_call_analysis.analyze):
+            if analyze not in subscribers:
+                subscribers.append(analyze)
 
     patches.once("trail", "GET /_gdlab/trail and GuardDuty's analysis of it", register)
 
 
 def _s3_wrapper(name: str) -> Callable[[Any], Any]:
+    from gdlab.local import s3_trail
+
     def make(current: Any) -> Any:
         def handler(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+            full_url = str(args[0] if args else kwargs.get("full_url") or request.url)
             return _observe(self, lambda: current(self, request, *args, **kwargs),
                             lambda: str((getattr(self, "data", None) or {}).get("Action")
-                                        or name), request)
+                                        or name), request,
+                            lambda: s3_trail.details(self, request, full_url,
+                                                     name == "key_response"))
 
         return handler
 
