@@ -7,6 +7,7 @@ second one's address, and GuardDuty raises InstanceCredentialExfiltration.Outsid
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from test_guardduty_credentials import TYPE, findings
@@ -221,3 +222,170 @@ def test_unsimulated_syntax_and_syntax_errors():
     assert code == 2 and "matching `)'" in err
     code, _, err = shell("&& echo x")
     assert code == 2 and "unexpected token `&&'" in err
+
+
+# --- the S3 and IAM operations of the bucket scenarios' attacks ------------------------------
+RECON = ["s3:ListBucket", "s3:GetBucketLogging", "s3:PutBucketLogging",
+         "s3:GetBucketPublicAccessBlock", "s3:PutBucketPublicAccessBlock", "iam:ListUsers",
+         "iam:GetUser"]
+
+
+def allow(w, actions: list[str]) -> None:
+    w.client("iam").put_role_policy(RoleName="ssm", PolicyName="recon", PolicyDocument=(
+        json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": actions, "Resource": "*"}]})))
+
+
+def loot(w) -> None:
+    s3 = w.client("s3")
+    s3.create_bucket(Bucket="gdlab-loot")
+    s3.put_object(Bucket="gdlab-loot", Key="customers.csv", Body=b"x" * 1234)
+    s3.put_object(Bucket="gdlab-loot", Key="exports/2024.csv", Body=b"y")
+
+
+def test_bucket_listings_as_the_cli_prints_them(lab):  # noqa: F811
+    w = lab()
+    loot(w)
+    allow(w, RECON)
+    listed = run(w, w.malicious, "aws s3 ls s3://gdlab-loot", "aws s3 ls s3://gdlab-loot/exports/",
+                 "aws s3 ls s3://gdlab-loot/none || echo exit=$?",
+                 "aws s3api list-objects-v2 --bucket gdlab-loot --prefix exports/")
+    assert (listed["Status"], listed["StandardErrorContent"]) == ("Success", "")
+    lines = listed["StandardOutputContent"].splitlines()
+    assert lines[0] == f"{'PRE':>30} exports/"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d       1234 customers\.csv", lines[1])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d          1 2024\.csv", lines[2])
+    assert lines[3] == "exit=1"  # a prefix with nothing under it
+    objects = json.loads("\n".join(lines[4:]))
+    assert [(o["Key"], o["Size"]) for o in objects["Contents"]] == [("exports/2024.csv", 1)]
+    assert objects["Prefix"] == "exports/"
+    assert "IsTruncated" not in objects  # the CLI merges every page into one answer
+    # CloudTrail names a ListObjectsV2 request "ListObjects".
+    assert [r["eventName"] for r in trail.records(source_ip=w.eip)] == ["ListObjects"] * 4
+
+
+def test_public_access_block_and_logging_are_changed_and_read_back(lab):  # noqa: F811
+    w = lab()
+    loot(w)
+    allow(w, ["s3:*"])
+    s3 = w.client("s3")
+    opened = run(
+        w, w.malicious,
+        "aws s3api put-public-access-block --bucket gdlab-loot "
+        "--public-access-block-configuration BlockPublicAcls=false,IgnorePublicAcls=false,"
+        "BlockPublicPolicy=false,RestrictPublicBuckets=TRUE",
+        "aws s3api get-public-access-block --bucket gdlab-loot",
+        "aws s3api put-public-access-block --bucket gdlab-loot "
+        "--public-access-block-configuration '{\"BlockPublicAcls\": true}'",
+        "aws s3api delete-public-access-block --bucket gdlab-loot",
+        "aws s3api get-public-access-block --bucket gdlab-loot || echo exit=$?",
+        "aws s3api put-bucket-logging --bucket gdlab-loot --bucket-logging-status '{}'",
+        "aws s3api get-bucket-logging --bucket gdlab-loot")
+    assert opened["Status"] == "Success"
+    out, _ = json.JSONDecoder().raw_decode(opened["StandardOutputContent"])
+    assert out == {"PublicAccessBlockConfiguration": {
+        "BlockPublicAcls": False, "IgnorePublicAcls": False, "BlockPublicPolicy": False,
+        "RestrictPublicBuckets": True}}
+    # put, delete and put-bucket-logging print nothing; get-bucket-logging of a bucket that
+    # does not log answers {}, which the CLI prints as nothing too.
+    assert opened["StandardOutputContent"].endswith("}\nexit=254\n")
+    assert opened["StandardErrorContent"] == (
+        "\nAn error occurred (NoSuchPublicAccessBlockConfiguration) when calling the "
+        "GetPublicAccessBlock operation: The public access block configuration was not found\n")
+    with pytest.raises(s3.exceptions.ClientError):
+        s3.get_public_access_block(Bucket="gdlab-loot")
+    assert "LoggingEnabled" not in s3.get_bucket_logging(Bucket="gdlab-loot")
+    assert [(r["eventSource"], r["eventName"]) for r in trail.records(source_ip=w.eip)] == [
+        ("s3.amazonaws.com", name) for name in (
+            "PutBucketPublicAccessBlock", "GetBucketPublicAccessBlock",
+            "PutBucketPublicAccessBlock", "DeleteBucketPublicAccessBlock",
+            "GetBucketPublicAccessBlock", "PutBucketLogging", "GetBucketLogging")]
+
+
+def test_logging_is_pointed_at_a_bucket_given_as_json(lab):  # noqa: F811
+    w = lab()
+    loot(w)
+    allow(w, RECON)
+    s3 = w.client("s3")
+    s3.create_bucket(Bucket="gdlab-logs", ACL="log-delivery-write")
+    pointed = run(w, w.malicious, "aws s3api put-bucket-logging --bucket gdlab-loot "
+                  "--bucket-logging-status '{\"LoggingEnabled\": {\"TargetBucket\": "
+                  "\"gdlab-logs\", \"TargetPrefix\": \"loot/\"}}'",
+                  "aws s3api get-bucket-logging --bucket gdlab-loot")
+    assert (pointed["Status"], pointed["StandardErrorContent"]) == ("Success", "")
+    assert json.loads(pointed["StandardOutputContent"])["LoggingEnabled"] == {
+        "TargetBucket": "gdlab-logs", "TargetPrefix": "loot/"}
+    assert w.client("s3").get_bucket_logging(Bucket="gdlab-loot")["LoggingEnabled"][
+        "TargetBucket"] == "gdlab-logs"
+
+
+def test_iam_users_and_the_caller(lab):  # noqa: F811
+    w = lab()
+    w.client("iam").create_user(UserName="gdlab-admin")
+    refused = run(w, w.malicious, "aws iam list-users || echo exit=$?")
+    assert refused["StandardOutputContent"] == "exit=254\n"
+    assert refused["StandardErrorContent"].startswith(
+        "\nAn error occurred (AccessDenied) when calling the ListUsers operation: ")
+    allow(w, RECON)
+    listed = run(w, w.malicious, "aws iam list-users", "aws iam get-user --user-name gdlab-admin")
+    assert (listed["Status"], listed["StandardErrorContent"]) == ("Success", "")
+    decoder = json.JSONDecoder()
+    users, end = decoder.raw_decode(listed["StandardOutputContent"])
+    assert [u["UserName"] for u in users["Users"]] == ["gdlab-admin"]
+    assert "IsTruncated" not in users
+    user = json.loads(listed["StandardOutputContent"][end:])["User"]
+    assert user["Arn"] == "arn:aws:iam::123456789012:user/gdlab-admin"
+    assert [r["eventName"] for r in trail.records(source_ip=w.eip)] == [
+        "ListUsers", "ListUsers", "GetUser"]
+
+
+def test_s3_refused_by_iam_with_the_cli_error(lab):  # noqa: F811
+    w = lab()
+    loot(w)
+    refused = run(w, w.malicious, "aws s3 ls s3://gdlab-loot || echo exit=$?",
+                  "aws s3api put-public-access-block --bucket gdlab-loot "
+                  "--public-access-block-configuration BlockPublicAcls=false || echo exit=$?")
+    assert refused["StandardOutputContent"] == "exit=254\nexit=254\n"
+    first, second = refused["StandardErrorContent"].split("\n\n")
+    assert first.startswith("\nAn error occurred (AccessDenied) when calling the ListObjectsV2 "
+                            "operation: ")
+    assert second.startswith("An error occurred (AccessDenied) when calling the "
+                             "PutPublicAccessBlock operation: ")
+    assert [(r["eventName"], r["errorCode"]) for r in trail.records(source_ip=w.eip)] == [
+        ("ListObjects", "AccessDenied"), ("PutBucketPublicAccessBlock", "AccessDenied")]
+
+
+USAGE = ("\nusage: aws [options] <command> <subcommand> [<subcommand> ...] [parameters]\n"
+         "To see help text, you can run:\n\n  aws help\n  aws <command> help\n"
+         "  aws <command> <subcommand> help\n\n")
+
+
+def test_missing_and_unknown_options_are_the_clis_syntax_errors(lab):  # noqa: F811
+    w = lab()
+    missing = run(w, w.malicious, "aws s3api put-public-access-block --bucket b || echo exit=$?",
+                  "aws s3api get-bucket-logging --bucket || echo exit=$?",
+                  "aws s3api list-objects-v2 --bucket b --bukket c || echo exit=$?",
+                  "aws s3api put-bucket-logging --bucket b --bucket-logging-status '{x' "
+                  "|| echo exit=$?",
+                  "aws s3api put-public-access-block --bucket b "
+                  "--public-access-block-configuration BlockPublicAcls || echo exit=$?",
+                  "aws s3api put-public-access-block --bucket b "
+                  "--public-access-block-configuration BlockPublicAcls=maybe || echo exit=$?")
+    assert missing["StandardOutputContent"] == "exit=252\n" * 6
+    assert missing["StandardErrorContent"] == (
+        f"{USAGE}aws: error: the following arguments are required: "
+        "--public-access-block-configuration\n\n"
+        f"{USAGE}aws: error: argument --bucket: expected one argument\n\n"
+        f"{USAGE}Unknown options: --bukket, c\n\n"
+        "\nError parsing parameter '--bucket-logging-status': Invalid JSON: Expecting property "
+        "name enclosed in double quotes: line 1 column 2 (char 1)\nJSON received: {x\n"
+        "\nError parsing parameter '--public-access-block-configuration': Expected: '=', "
+        "received: 'EOF' for input:\nBlockPublicAcls\n               ^\n"
+        "\nParameter validation failed:\nInvalid type for parameter "
+        "PublicAccessBlockConfiguration.BlockPublicAcls, value: maybe, type: <class 'str'>, "
+        "valid types: <class 'bool'>\n")
+    assert trail.records(source_ip=w.eip) == []  # refused before any request
+    unsimulated = run(w, w.malicious, "aws s3 ls s3://b --recursive")
+    assert (unsimulated["Status"], unsimulated["ResponseCode"]) == ("Failed", 127)
+    assert "cannot simulate 'aws s3 ls s3://b --recursive': aws option --recursive" in \
+        unsimulated["StandardErrorContent"]
