@@ -176,6 +176,13 @@ class GdlabCloud:
             for p in iam.list_instance_profiles(PathPrefix="/gdlab/")["InstanceProfiles"]
             if p["InstanceProfileName"].startswith(prefix)
         ]
+        found["user"] = [u["UserName"] for u in iam.list_users(PathPrefix="/gdlab/")["Users"]
+                         if u["UserName"].startswith(prefix)]
+        ssm = self.client("ssm")
+        found["parameter"] = [
+            p["Name"] for p in ssm.describe_parameters(ParameterFilters=[
+                {"Key": "Path", "Option": "Recursive", "Values": ["/gdlab"]}])["Parameters"]
+            if lab is None or p["Name"].startswith(f"/gdlab/{lab}/")]
         found["bucket"] = [b["Name"] for b in self.client("s3").list_buckets()["Buckets"]
                            if lab is None or b["Name"].startswith(prefix)]
         gd = self.client("guardduty")

@@ -87,6 +87,12 @@ def inventory(cloud: Cloud, lab: str | None = None) -> dict[str, list[str]]:
     found["instance-profile"] = [
         p["InstanceProfileName"] for p in iam.list_instance_profiles()["InstanceProfiles"]
     ]
+    found["user"] = [u["UserName"] for u in iam.list_users()["Users"]
+                     if "gdlab" in u["UserName"] and (lab is None or lab in u["UserName"])]
+    found["parameter"] = [
+        p["Name"] for p in cloud.client("ssm").describe_parameters(ParameterFilters=[
+            {"Key": "Path", "Option": "Recursive", "Values": ["/gdlab"]}])["Parameters"]
+        if lab is None or p["Name"].startswith(f"/gdlab/{lab}/")]
     found["bucket"] = [b["Name"] for b in cloud.client("s3").list_buckets()["Buckets"]]
     gd = cloud.client("guardduty")
     detectors = gd.list_detectors()["DetectorIds"]

@@ -18,6 +18,7 @@ NOT_FOUND_CODES = {
     "ResourceNotFoundException",  # Lambda, CloudWatch Logs, EventBridge, Security Hub
     "NotFound",  # SNS
     "NotFoundException",
+    "ParameterNotFound",  # SSM
     "Gateway.NotAttached",  # EC2: detaching a gateway that is no longer attached
 }
 

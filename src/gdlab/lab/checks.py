@@ -17,36 +17,52 @@ def _ok(flag: bool) -> str:
     return "pass" if flag else "fail"
 
 
-def check_guardduty(ctx: LabContext, finding: dict[str, Any] | None) -> Check:
-    title = "GuardDuty has the finding"
-    if finding is None:
-        return Check(
-            "guardduty-finding",
-            title,
-            "fail",
-            f"no {ctx.scenario.finding_type} finding for the compromised instance",
-        )
-    instance = finding.get("Resource", {}).get("InstanceDetails", {}).get("InstanceId")
+def _finding_problems(ctx: LabContext, finding: dict[str, Any], kind: str) -> tuple[str, list]:
+    field, value = observe.finding_subject(ctx)
+    subject = observe.field_of(finding, field)
     eip = ctx.attr("eip", "public_ip")
     lists = observe.threat_list_names(finding)
     wanted_list = ctx.name("threat_list")
     problems = []
-    if finding.get("Type") != ctx.scenario.finding_type:
+    if finding.get("Type") != kind:
         problems.append(f"type {finding.get('Type')}")
-    if instance != ctx.id_of("instance-compromised"):
-        problems.append(f"instance {instance}")
+    if subject != value:
+        problems.append(f"{field.rsplit('.', 1)[-1]} {subject}, not {value}")
     if observe.remote_ip(finding) != eip:
         problems.append(f"remote IP {observe.remote_ip(finding)} is not the EIP {eip}")
     if wanted_list not in lists:
         problems.append(f"threat lists {lists} lack {wanted_list}")
     evidence = (
-        f"{finding['Id']}: {finding.get('Type')} on {instance}, remote {observe.remote_ip(finding)}"
+        f"{finding['Id']}: {finding.get('Type')} on {subject}, remote {observe.remote_ip(finding)}"
         f", list {', '.join(lists) or '-'}, severity {finding.get('Severity')}, "
         f"count {finding.get('Service', {}).get('Count')}"
     )
-    if problems:
-        evidence += " — wrong: " + "; ".join(problems)
-    return Check("guardduty-finding", title, _ok(not problems), evidence)
+    return evidence, problems
+
+
+def check_guardduty(ctx: LabContext, finding: dict[str, Any] | None) -> Check:
+    """The scenario's first finding type for the lab's resource, from the listed EIP
+    (`finding`, already looked up), and any other type it raised, each as it should be. A
+    later type may be missing: the response can refuse the attacker's next call before it is
+    made (seconds on the local cloud, where GuardDuty answers at once; minutes on AWS)."""
+    title = "GuardDuty has the finding"
+    subject = observe.finding_subject(ctx)[1]
+    said, wrong = [], []
+    for kind in ctx.scenario.finding_types:
+        first = kind == ctx.scenario.finding_type
+        found = finding if first else observe.guardduty_finding(ctx, kind)
+        if found is None:
+            if first:
+                wrong.append(f"no {kind} finding for {subject}")
+            else:
+                said.append(f"no {kind} finding for {subject} (its call may have come after "
+                            "the response)")
+            continue
+        evidence, problems = _finding_problems(ctx, found, kind)
+        said.append(evidence + (" — wrong: " + "; ".join(problems) if problems else ""))
+        wrong += problems
+    return Check("guardduty-finding", title, _ok(not wrong),
+                 "; ".join([w for w in wrong if w.startswith("no ")] + said))
 
 
 def check_securityhub(ctx: LabContext, finding: dict[str, Any] | None) -> Check:

@@ -77,6 +77,14 @@ def _revoked(watcher: Any) -> None:
                                f"{cutoff:%H:%M:%S}")
 
 
+def _key_disabled(watcher: Any) -> None:
+    from gdlab.lab.key_checks import check_key_inactive
+
+    check = check_key_inactive(watcher.ctx)
+    if check.status == "pass":
+        watcher.see("key-disabled", check.evidence)
+
+
 def _emails(watcher: Any) -> None:
     ctx = watcher.ctx
     count = observe.published_count(ctx)
@@ -111,6 +119,10 @@ REVOKED = HopSpec(
     "revoked", "Role sessions revoked", _revoked, 310,
     "the instance role has no AWSRevokeOlderSessions policy: read the responder's log for its "
     "reason", phase="revoked")
+KEY_DISABLED = HopSpec(
+    "key-disabled", "Access key disabled", _key_disabled, 310,
+    "the leaked key is still Active: read the responder's log for its reason",
+    phase="disabled")
 EMAILS = HopSpec(
     "emails", "E-mails published", _emails, 310,
     "fewer than 2 messages published to the topic: check the rule's SNS target and the topic "

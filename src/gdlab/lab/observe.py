@@ -32,19 +32,40 @@ def threat_list_status(ctx: LabContext) -> str | None:
     return info.get("Status")
 
 
-def guardduty_finding(ctx: LabContext) -> dict[str, Any] | None:
-    """The scenario's finding for the compromised instance and the malicious EIP."""
-    detector = ctx.state.live("detector")
+def finding_subject(ctx: LabContext) -> tuple[str, str | None]:
+    """(FindingCriteria field, this lab's value) naming the lab's resource in its findings:
+    the scenario's `finding_subject(ctx)` if scenario.py has one, else the compromised
+    instance."""
+    custom = getattr(ctx.scenario.module(), "finding_subject", None)
+    if callable(custom):
+        return custom(ctx)
     instance = ctx.state.live("instance-compromised")
-    if not detector or not instance:
+    return "resource.instanceDetails.instanceId", instance.id if instance else None
+
+
+def field_of(finding: dict[str, Any], field: str) -> Any:
+    """A FindingCriteria field ('resource.accessKeyDetails.accessKeyId') of a finding as
+    GetFindings returns it (PascalCase)."""
+    value: Any = finding
+    for part in field.split("."):
+        value = value.get(part[:1].upper() + part[1:]) if isinstance(value, dict) else None
+    return value
+
+
+def guardduty_finding(ctx: LabContext, finding_type: str | None = None) -> dict[str, Any] | None:
+    """The scenario's finding (its first type, or `finding_type`) for the lab's resource,
+    from the malicious EIP when several match."""
+    detector = ctx.state.live("detector")
+    field, value = finding_subject(ctx)
+    if not detector or not value:
         return None
     guardduty = ctx.cloud.client("guardduty")
     ids = guardduty.list_findings(
         DetectorId=detector.id,
         FindingCriteria={
             "Criterion": {
-                "type": {"Eq": [ctx.scenario.finding_type]},
-                "resource.instanceDetails.instanceId": {"Eq": [instance.id]},
+                "type": {"Eq": [finding_type or ctx.scenario.finding_type]},
+                field: {"Eq": [value]},
             }
         },
         MaxResults=50,

@@ -66,3 +66,56 @@ def revoke_sessions_policy(
                                topic_arn=topic_arn, log_group_name=log_group_name),
         ],
     }
+
+
+def disable_key_policy(
+    *,
+    partition: str,
+    region: str,
+    account: str,
+    user_name: str,
+    user_path: str,
+    topic_arn: str,
+    log_group_name: str,
+    lab_tag_key: str,
+    lab_tag_value: str,
+) -> dict[str, Any]:
+    """What scenarios/compromised-iam-credentials/responder/handler.py calls, on exactly one
+    user: read it, make its keys Inactive and attach AWS's AWSDenyAll (iam:PolicyARN pins the
+    policy, so the role cannot grant the user anything), the two changes only while the user
+    carries the lab's tag (IAM's user resource supports aws:ResourceTag)."""
+    if not (user_path.startswith("/") and user_path.endswith("/")):
+        raise ValueError(f"an IAM path begins and ends with '/': {user_path!r}")
+    user_arn = f"arn:{partition}:iam::{account}:user{user_path}{user_name}"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                # No tag condition: the handler reads an untagged user to say why it refuses.
+                "Sid": "ReadTheLabUser",
+                "Effect": "Allow",
+                "Action": ["iam:ListUserTags", "iam:ListAccessKeys",
+                           "iam:ListAttachedUserPolicies"],
+                "Resource": user_arn,
+            },
+            {
+                "Sid": "DisableTheLabUsersKeys",
+                "Effect": "Allow",
+                "Action": "iam:UpdateAccessKey",
+                "Resource": user_arn,
+                "Condition": {"StringEquals": {f"aws:ResourceTag/{lab_tag_key}": lab_tag_value}},
+            },
+            {
+                "Sid": "DenyTheLabUserEverything",
+                "Effect": "Allow",
+                "Action": "iam:AttachUserPolicy",
+                "Resource": user_arn,
+                "Condition": {
+                    "StringEquals": {f"aws:ResourceTag/{lab_tag_key}": lab_tag_value},
+                    "ArnEquals": {"iam:PolicyARN": f"arn:{partition}:iam::aws:policy/AWSDenyAll"},
+                },
+            },
+            *report_statements(partition=partition, region=region, account=account,
+                               topic_arn=topic_arn, log_group_name=log_group_name),
+        ],
+    }

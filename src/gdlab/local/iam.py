@@ -8,7 +8,7 @@ from functools import cache
 from typing import Any
 
 # The AWS-managed policies gdlab attaches to lab roles.
-NEEDED = ("AmazonSSMManagedInstanceCore",)
+NEEDED = ("AmazonSSMManagedInstanceCore", "AWSDenyAll")
 
 
 @cache

@@ -28,6 +28,7 @@ PHASE_STYLE = {
     "detected": "bold magenta",
     "isolated": "bold green",
     "revoked": "bold green",
+    "disabled": "bold green",
     "verified": "bold green",
     "torn-down": "dim",
 }

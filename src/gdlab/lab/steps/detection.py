@@ -149,6 +149,9 @@ class Detector(Step):
             detector_id = guardduty.create_detector(
                 Enable=True,
                 FindingPublishingFrequency="FIFTEEN_MINUTES",
+                # S3 Protection (on by default for new detectors): GuardDuty reads S3 data
+                # events, such as a leaked key listing a bucket.
+                Features=[{"Name": "S3_DATA_EVENTS", "Status": "ENABLED"}],
                 Tags=ctx.tags(),
             )["DetectorId"]
         except ClientError:

@@ -280,6 +280,25 @@ REVOKE = ResponderSpec(
 )
 
 
+def _disable_key_policy(ctx: LabContext) -> dict[str, Any]:
+    from gdlab.lab.responder_policies import disable_key_policy
+    from gdlab.lab.steps.compute import IAM_PATH
+
+    return disable_key_policy(
+        partition=ctx.cloud.partition(), region=ctx.cloud.region, account=ctx.cloud.account,
+        user_name=ctx.id_of("iam-user"), user_path=IAM_PATH, topic_arn=topic_arn(ctx),
+        log_group_name=log_group_name(ctx), lab_tag_key=LAB_TAG, lab_tag_value=ctx.lab)
+
+
+# The responder that disables a leaked IAM user access key and denies the user everything.
+DISABLE_KEY = ResponderSpec(
+    needs=("iam-user",),
+    policy=_disable_key_policy,
+    environment=_revoke_environment,  # the same three: lab tag, topic, log level
+    description="gdlab: disables a lab user's leaked access key and denies the user",
+)
+
+
 class Function(Step):
     key, type, label = "function", "AWS::Lambda::Function", "Responder Lambda"
     typical_seconds = 30.0  # CreateFunction, then the wait until it is Active
