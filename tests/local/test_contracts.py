@@ -450,7 +450,8 @@ def test_traffic_wraps_run_and_terminate():
 
 def test_authorization_seams():
     """enforce.py authorizes at BaseResponse.call_action and at S3's own hook, which moto
-    calls with the IAM action set in data["Action"]; lambda_session and auth read moto's STS
+    calls with the IAM action set in data["Action"] (s3_actions corrects it for bucket
+    sub-resources from the request's URL and method); lambda_session and auth read moto's STS
     sessions and IAM users' keys."""
     from moto.core.responses import BaseResponse
     from moto.s3.responses import S3Response
@@ -461,6 +462,10 @@ def test_authorization_seams():
     assert params(S3Response._authenticate_and_authorize_s3_action) == [
         "self", "bucket_name", "key_name"]
     assert 'self.data["Action"] = "ListAllMyBuckets"' in inspect.getsource(S3Response)
+    # s3_actions reads the request's own URL query and method at that hook
+    setup = inspect.getsource(BaseResponse.setup_class)
+    assert "self.parsed_url = urlparse(full_url)" in setup and \
+        "self.method = request.method" in setup
     assert params(STSBackend.assume_role) == [
         "self", "region_name", "role_session_name", "role_arn", "policy", "duration",
         "external_id"]

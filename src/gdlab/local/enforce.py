@@ -6,7 +6,8 @@ root: nothing is evaluated for it.
 
 Installed into moto at the two places every request passes: BaseResponse.call_action (all
 services but S3) and S3's own authorization hook, which moto calls with the IAM action
-already worked out (ListBucket, GetObject...)."""
+already worked out (ListBucket, GetObject...); s3_actions corrects it for bucket
+sub-resources."""
 
 from __future__ import annotations
 
@@ -76,7 +77,7 @@ def install() -> None:
     from moto.s3.responses import S3Response
     from werkzeug.exceptions import HTTPException
 
-    from gdlab.local import patches
+    from gdlab.local import patches, s3_actions
 
     original_call_action = BaseResponse.call_action
 
@@ -93,7 +94,7 @@ def install() -> None:
     @functools.wraps(original_s3)
     def authorize_s3(self: Any, bucket_name: str | None = None,
                      key_name: str | None = None) -> None:
-        check(self, self._get_action())
+        check(self, s3_actions.operation(self, bucket_name, key_name))
         original_s3(self, bucket_name=bucket_name, key_name=key_name)
 
     patches.patch(BaseResponse, "call_action", call_action,
