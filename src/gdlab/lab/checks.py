@@ -30,7 +30,7 @@ def _finding_problems(ctx: LabContext, finding: dict[str, Any], kind: str) -> tu
         problems.append(f"{field.rsplit('.', 1)[-1]} {subject}, not {value}")
     if observe.remote_ip(finding) != eip:
         problems.append(f"remote IP {observe.remote_ip(finding)} is not the EIP {eip}")
-    if wanted_list not in lists:
+    if kind.endswith(".Custom") and wanted_list not in lists:  # a custom threat list's type
         problems.append(f"threat lists {lists} lack {wanted_list}")
     evidence = (
         f"{finding['Id']}: {finding.get('Type')} on {subject}, remote {observe.remote_ip(finding)}"

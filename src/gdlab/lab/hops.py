@@ -85,6 +85,15 @@ def _key_disabled(watcher: Any) -> None:
         watcher.see("key-disabled", check.evidence)
 
 
+def _bucket_restored(watcher: Any) -> None:
+    from gdlab.lab.bucket_checks import check_logging_on, check_public_access_blocked
+
+    ctx = watcher.ctx
+    checks = [check_public_access_blocked(ctx), check_logging_on(ctx)]
+    if all(c.status == "pass" for c in checks) and observe.responder_log(ctx)["results"]:
+        watcher.see("bucket-restored", "; ".join(c.evidence for c in checks))
+
+
 def _emails(watcher: Any) -> None:
     ctx = watcher.ctx
     count = observe.published_count(ctx)
@@ -123,6 +132,10 @@ KEY_DISABLED = HopSpec(
     "key-disabled", "Access key disabled", _key_disabled, 310,
     "the leaked key is still Active: read the responder's log for its reason",
     phase="disabled")
+BUCKET_RESTORED = HopSpec(
+    "bucket-restored", "Bucket protections restored", _bucket_restored, 310,
+    "the bucket's Block Public Access or access logging is still off: read the responder's "
+    "log for its reason", phase="restored")
 EMAILS = HopSpec(
     "emails", "E-mails published", _emails, 310,
     "fewer than 2 messages published to the topic: check the rule's SNS target and the topic "

@@ -68,7 +68,8 @@ class KeyUseResult:
     @property
     def set_off(self) -> bool:
         """The key reached AWS from the listed address: a call was answered (even refused)."""
-        return self.delivered and (self.identity_arn is not None or bool(self.outputs)
+        return self.delivered and (self.exit_code == 0 or self.identity_arn is not None
+                                   or bool(self.outputs)
                                    or "An error occurred" in self.error_output)
 
     def to_dict(self) -> dict[str, Any]:
@@ -106,6 +107,8 @@ def _summaries(stdout: str, commands: list[str]) -> tuple[list[str], str | None]
             lines.append(f"{command}: {identity}")
         elif command.startswith("aws s3 ls"):
             lines.append(f"{command}: {len(listing)} object(s) listed")
+        else:
+            lines.append(f"{command}: sent")
     return lines, identity
 
 

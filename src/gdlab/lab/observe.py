@@ -48,6 +48,8 @@ def field_of(finding: dict[str, Any], field: str) -> Any:
     GetFindings returns it (PascalCase)."""
     value: Any = finding
     for part in field.split("."):
+        if isinstance(value, list):  # a list on the way (S3BucketDetails): its first item
+            value = value[0] if value else None
         value = value.get(part[:1].upper() + part[1:]) if isinstance(value, dict) else None
     return value
 

@@ -119,3 +119,39 @@ def disable_key_policy(
                                topic_arn=topic_arn, log_group_name=log_group_name),
         ],
     }
+
+
+def restore_bucket_policy(
+    *,
+    partition: str,
+    region: str,
+    account: str,
+    bucket: str,
+    topic_arn: str,
+    log_group_name: str,
+) -> dict[str, Any]:
+    """What scenarios/compromised-s3-bucket/responder/handler.py calls, on exactly one bucket:
+    read its tags, Block Public Access and logging, and set the two back. (DeletePublicAccess-
+    Block also needs s3:PutBucketPublicAccessBlock, which the responder never calls.) Bounded
+    by the bucket's ARN; the handler also refuses a bucket without the lab's tag."""
+    arn = f"arn:{partition}:s3:::{bucket}"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ReadTheLabBucket",
+                "Effect": "Allow",
+                "Action": ["s3:GetBucketTagging", "s3:GetBucketPublicAccessBlock",
+                           "s3:GetBucketLogging"],
+                "Resource": arn,
+            },
+            {
+                "Sid": "RestoreTheLabBucket",
+                "Effect": "Allow",
+                "Action": ["s3:PutBucketPublicAccessBlock", "s3:PutBucketLogging"],
+                "Resource": arn,
+            },
+            *report_statements(partition=partition, region=region, account=account,
+                               topic_arn=topic_arn, log_group_name=log_group_name),
+        ],
+    }

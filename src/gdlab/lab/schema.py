@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-# "isolated", "revoked", "disabled": the responder contained the incident (by scenario).
+# "isolated", "revoked", "disabled", "restored": the responder answered (by scenario).
 PHASES = ("setting-up", "ready", "triggered", "detected", "isolated", "revoked", "disabled",
-          "verified", "torn-down")
+          "restored", "verified", "torn-down")
 TARGETS = ("local", "aws")
 OWNERSHIPS = ("created", "adopted")
 STATUSES = ("pending", "created", "deleted")

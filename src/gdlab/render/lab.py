@@ -29,6 +29,7 @@ PHASE_STYLE = {
     "isolated": "bold green",
     "revoked": "bold green",
     "disabled": "bold green",
+    "restored": "bold green",
     "verified": "bold green",
     "torn-down": "dim",
 }

@@ -27,12 +27,16 @@ def threat_list_location(ctx: LabContext) -> str:
 class Bucket(Step):
     key, type, label = "bucket", "AWS::S3::Bucket", "Private, encrypted threat-list bucket"
 
-    def display_name(self, ctx: LabContext) -> str:
+    def name_of(self, ctx: LabContext) -> str:
+        """The bucket's name: the only one this step ever empties and deletes."""
         return bucket_name(ctx)
+
+    def display_name(self, ctx: LabContext) -> str:
+        return self.name_of(ctx)
 
     def create(self, ctx: LabContext) -> None:
         s3 = ctx.cloud.client("s3")
-        name = bucket_name(ctx)
+        name = self.name_of(ctx)
         kwargs: dict[str, Any] = {}
         if ctx.cloud.region != "us-east-1":
             kwargs["CreateBucketConfiguration"] = {"LocationConstraint": ctx.cloud.region}
@@ -72,22 +76,22 @@ class Bucket(Step):
 
         s3 = ctx.cloud.client("s3")
         try:
-            tags = s3.get_bucket_tagging(Bucket=bucket_name(ctx))["TagSet"]
+            tags = s3.get_bucket_tagging(Bucket=self.name_of(ctx))["TagSet"]
         except ClientError as exc:
             if error_code(exc) in ("NoSuchBucket", "NoSuchTagSet", "AccessDenied", "404"):
                 # An untagged bucket of our exact name is a half-made lab bucket.
-                return [Found(bucket_name(ctx))] if error_code(exc) == "NoSuchTagSet" else []
+                return [Found(self.name_of(ctx))] if error_code(exc) == "NoSuchTagSet" else []
             raise
-        return [Found(bucket_name(ctx))] if any(t["Key"] == LAB_TAG for t in tags) else []
+        return [Found(self.name_of(ctx))] if any(t["Key"] == LAB_TAG for t in tags) else []
 
     def delete(self, ctx: LabContext, res: Resource) -> None:
         from botocore.exceptions import ClientError
 
-        if res.id != bucket_name(ctx):
+        if res.id != self.name_of(ctx):
             # Emptying a bucket destroys data: only the lab's own name is ever emptied,
             # whatever a (damaged or hostile) journal says.
             raise StepFailed(
-                f"the journal names bucket {res.id}, not this lab's {bucket_name(ctx)}: "
+                f"the journal names bucket {res.id}, not this lab's {self.name_of(ctx)}: "
                 "not deleted",
                 "check the state file; the lab's own bucket is found by the sweep",
             )

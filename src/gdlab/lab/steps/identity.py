@@ -36,8 +36,14 @@ class LostSecret(GdlabError):
 
 
 class LabUser(Step):
+    """`actions` on the bucket of step `bucket_key` are what the key's application may do,
+    and so what its thief can do (by default: list the threat-list bucket)."""
+
     key, type, label = "iam-user", "AWS::IAM::User", "IAM user whose key leaks"
-    needs = ("bucket",)  # its policy names the lab's bucket
+
+    def __init__(self, bucket_key: str = "bucket", actions: tuple[str, ...] = ("s3:ListBucket",)):
+        self.bucket_key, self.actions = bucket_key, actions
+        self.needs = (bucket_key,)  # its policy names the bucket
 
     def display_name(self, ctx: LabContext) -> str:
         return user_name(ctx)
@@ -49,12 +55,13 @@ class LabUser(Step):
         ctx.created(self, name, arn=user["Arn"])
 
     def configure(self, ctx: LabContext, res: Resource) -> None:
-        bucket = f"arn:{ctx.cloud.partition()}:s3:::{ctx.id_of('bucket')}"
+        bucket = f"arn:{ctx.cloud.partition()}:s3:::{ctx.id_of(self.bucket_key)}"
         ctx.cloud.client("iam").put_user_policy(
             UserName=res.id, PolicyName=APPLICATION_POLICY, PolicyDocument=json.dumps({
                 "Version": "2012-10-17",
-                "Statement": [{"Sid": "ApplicationListsTheLabBucket", "Effect": "Allow",
-                               "Action": "s3:ListBucket", "Resource": bucket}]}))
+                "Statement": [{"Sid": "WhatTheApplicationDoesOnTheLabBucket",
+                               "Effect": "Allow", "Action": list(self.actions),
+                               "Resource": bucket}]}))
 
     def find(self, ctx: LabContext) -> list[Found]:
         from botocore.exceptions import ClientError

@@ -299,6 +299,31 @@ DISABLE_KEY = ResponderSpec(
 )
 
 
+def _restore_bucket_policy(ctx: LabContext) -> dict[str, Any]:
+    from gdlab.lab.responder_policies import restore_bucket_policy
+
+    return restore_bucket_policy(
+        partition=ctx.cloud.partition(), region=ctx.cloud.region, account=ctx.cloud.account,
+        bucket=ctx.id_of("data-bucket"), topic_arn=topic_arn(ctx),
+        log_group_name=log_group_name(ctx))
+
+
+def _restore_bucket_environment(ctx: LabContext) -> dict[str, str]:
+    from gdlab.lab.steps.buckets import ACCESS_LOG_PREFIX
+
+    return {**_revoke_environment(ctx), "LOG_BUCKET": ctx.id_of("log-bucket"),
+            "LOG_PREFIX": ACCESS_LOG_PREFIX}
+
+
+# The responder that restores a lab bucket's Block Public Access and access logging.
+RESTORE_BUCKET = ResponderSpec(
+    needs=("data-bucket", "log-bucket"),
+    policy=_restore_bucket_policy,
+    environment=_restore_bucket_environment,
+    description="gdlab: restores a lab bucket's Block Public Access and access logging",
+)
+
+
 class Function(Step):
     key, type, label = "function", "AWS::Lambda::Function", "Responder Lambda"
     typical_seconds = 30.0  # CreateFunction, then the wait until it is Active
