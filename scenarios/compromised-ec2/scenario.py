@@ -26,6 +26,7 @@ from gdlab.lab.steps.detection import (
     ThreatListFile,
 )
 from gdlab.lab.steps.flowlogs import FlowLog, FlowLogGroup, FlowLogRole
+from gdlab.lab.steps.kits import RESPONDER_CHAIN, build
 from gdlab.lab.steps.network import (
     CompromisedGroup,
     ForensicGroup,
@@ -36,17 +37,7 @@ from gdlab.lab.steps.network import (
     UntrackingGroup,
     Vpc,
 )
-from gdlab.lab.steps.response import (
-    ISOLATION,
-    EmailSubscription,
-    Function,
-    InvokePermission,
-    LogGroup,
-    ResponderRole,
-    Rule,
-    Targets,
-    Topic,
-)
+from gdlab.lab.steps.response import ISOLATION
 
 ATTACK_SIDE: list[type[Step]] = [
     Vpc,
@@ -72,24 +63,10 @@ ATTACK_SIDE: list[type[Step]] = [
     SecurityHub,
 ]
 
-RESPONSE_SIDE: list[type[Step]] = [
-    ForensicGroup,
-    UntrackingGroup,
-    ResponderRole,
-    Topic,
-    EmailSubscription,
-    LogGroup,
-    Function,
-    Rule,
-    InvokePermission,
-    Targets,
-]
-
-
 def steps() -> list[Step]:
-    """A fresh instance of every step of this scenario's lab; its responder isolates."""
-    return [kind(ISOLATION) if kind in (ResponderRole, Function) else kind()
-            for kind in ATTACK_SIDE + RESPONSE_SIDE]
+    """A fresh instance of every step of this scenario's lab; its responder isolates into
+    the forensic groups, which the response side adds to the responder's chain."""
+    return build(ATTACK_SIDE + [ForensicGroup, UntrackingGroup] + RESPONDER_CHAIN, ISOLATION)
 
 
 def hops() -> list[HopSpec]:

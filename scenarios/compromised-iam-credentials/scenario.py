@@ -11,84 +11,14 @@ from gdlab.lab import trigger as library_trigger
 from gdlab.lab.hops import HopSpec
 from gdlab.lab.key_checks import key_checks
 from gdlab.lab.steps import Step
-from gdlab.lab.steps.compute import (
-    ApiCallerInstance,
-    AttackerProfile,
-    AttackerRole,
-    EipAssociation,
-    ElasticIp,
-    InstanceProfile,
-    InstanceRole,
-    ManagedMaliciousInstance,
-)
-from gdlab.lab.steps.detection import (
-    Bucket,
-    Detector,
-    SecurityHub,
-    ThreatIntelSet,
-    ThreatListFile,
-)
 from gdlab.lab.steps.identity import LabUser, LeakedKey
-from gdlab.lab.steps.network import (
-    ApiCallerGroup,
-    AttackerGroup,
-    InternetGateway,
-    RouteTable,
-    Subnet,
-    Vpc,
-)
-from gdlab.lab.steps.response import (
-    DISABLE_KEY,
-    EmailSubscription,
-    Function,
-    InvokePermission,
-    LogGroup,
-    ResponderRole,
-    Rule,
-    Targets,
-    Topic,
-)
-
-ATTACK_SIDE: list[type[Step]] = [
-    Vpc,
-    InternetGateway,
-    Subnet,
-    RouteTable,
-    ElasticIp,
-    AttackerGroup,
-    ApiCallerGroup,
-    InstanceRole,
-    InstanceProfile,
-    AttackerRole,
-    AttackerProfile,
-    ManagedMaliciousInstance,
-    EipAssociation,
-    ApiCallerInstance,
-    Bucket,
-    ThreatListFile,
-    LabUser,
-    LeakedKey,
-    Detector,
-    ThreatIntelSet,
-    SecurityHub,
-]
-
-RESPONSE_SIDE: list[type[Step]] = [
-    ResponderRole,
-    Topic,
-    EmailSubscription,
-    LogGroup,
-    Function,
-    Rule,
-    InvokePermission,
-    Targets,
-]
+from gdlab.lab.steps.kits import RESPONDER_CHAIN, api_attack_side, build
+from gdlab.lab.steps.response import DISABLE_KEY
 
 
 def steps() -> list[Step]:
     """A fresh instance of every step of this scenario's lab; its responder disables keys."""
-    return [kind(DISABLE_KEY) if kind in (ResponderRole, Function) else kind()
-            for kind in ATTACK_SIDE + RESPONSE_SIDE]
+    return build(api_attack_side(extra=(LabUser, LeakedKey)) + RESPONDER_CHAIN, DISABLE_KEY)
 
 
 def finding_subject(ctx):  # type: ignore[no-untyped-def]

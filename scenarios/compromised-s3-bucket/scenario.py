@@ -12,97 +12,20 @@ from gdlab.lab.bucket_checks import bucket_checks
 from gdlab.lab.hops import HopSpec
 from gdlab.lab.steps import Step
 from gdlab.lab.steps.buckets import AccessLogBucket, DataBucket
-from gdlab.lab.steps.compute import (
-    ApiCallerInstance,
-    AttackerProfile,
-    AttackerRole,
-    EipAssociation,
-    ElasticIp,
-    InstanceProfile,
-    InstanceRole,
-    ManagedMaliciousInstance,
-)
-from gdlab.lab.steps.detection import (
-    Bucket,
-    Detector,
-    SecurityHub,
-    ThreatIntelSet,
-    ThreatListFile,
-)
 from gdlab.lab.steps.identity import LabUser, LeakedKey
-from gdlab.lab.steps.network import (
-    ApiCallerGroup,
-    AttackerGroup,
-    InternetGateway,
-    RouteTable,
-    Subnet,
-    Vpc,
-)
-from gdlab.lab.steps.response import (
-    RESTORE_BUCKET,
-    EmailSubscription,
-    Function,
-    InvokePermission,
-    LogGroup,
-    ResponderRole,
-    Rule,
-    Targets,
-    Topic,
-)
+from gdlab.lab.steps.kits import RESPONDER_CHAIN, api_attack_side, build
+from gdlab.lab.steps.response import RESTORE_BUCKET
 
 # What the data bucket's administrator (the leaked key's user) may do to it.
 BUCKET_ADMIN = ("s3:GetBucketPublicAccessBlock", "s3:PutBucketPublicAccessBlock",
                 "s3:GetBucketLogging", "s3:PutBucketLogging")
 
-ATTACK_SIDE: list[type[Step]] = [
-    Vpc,
-    InternetGateway,
-    Subnet,
-    RouteTable,
-    ElasticIp,
-    AttackerGroup,
-    ApiCallerGroup,
-    InstanceRole,
-    InstanceProfile,
-    AttackerRole,
-    AttackerProfile,
-    ManagedMaliciousInstance,
-    EipAssociation,
-    ApiCallerInstance,
-    Bucket,
-    ThreatListFile,
-    AccessLogBucket,
-    DataBucket,
-    LabUser,
-    LeakedKey,
-    Detector,
-    ThreatIntelSet,
-    SecurityHub,
-]
-
-RESPONSE_SIDE: list[type[Step]] = [
-    ResponderRole,
-    Topic,
-    EmailSubscription,
-    LogGroup,
-    Function,
-    Rule,
-    InvokePermission,
-    Targets,
-]
-
-
 def steps() -> list[Step]:
-    """A fresh instance of every step of this scenario's lab; its responder restores."""
-    made: list[Step] = []
-    for kind in ATTACK_SIDE + RESPONSE_SIDE:
-        if kind in (ResponderRole, Function):
-            made.append(kind(RESTORE_BUCKET))
-        elif kind is LabUser:
-            made.append(LabUser("data-bucket", BUCKET_ADMIN))
-        else:
-            made.append(kind())
-    return made
+    """A fresh instance of every step of this scenario's lab; its responder restores, its
+    user administers the data bucket."""
+    kinds = api_attack_side(extra=(AccessLogBucket, DataBucket, LabUser, LeakedKey))
+    return build(kinds + RESPONDER_CHAIN, RESTORE_BUCKET,
+                 made={LabUser: LabUser("data-bucket", BUCKET_ADMIN)})
 
 
 def finding_subject(ctx):  # type: ignore[no-untyped-def]

@@ -11,81 +11,14 @@ from gdlab.lab import trigger as library_trigger
 from gdlab.lab.hops import HopSpec
 from gdlab.lab.revocation_checks import revocation_checks
 from gdlab.lab.steps import Step
-from gdlab.lab.steps.compute import (
-    ApiCallerInstance,
-    ApplicationInstanceRole,
-    AttackerProfile,
-    AttackerRole,
-    EipAssociation,
-    ElasticIp,
-    InstanceProfile,
-    ManagedMaliciousInstance,
-)
-from gdlab.lab.steps.detection import (
-    Bucket,
-    Detector,
-    SecurityHub,
-    ThreatIntelSet,
-    ThreatListFile,
-)
-from gdlab.lab.steps.network import (
-    ApiCallerGroup,
-    AttackerGroup,
-    InternetGateway,
-    RouteTable,
-    Subnet,
-    Vpc,
-)
-from gdlab.lab.steps.response import (
-    REVOKE,
-    EmailSubscription,
-    Function,
-    InvokePermission,
-    LogGroup,
-    ResponderRole,
-    Rule,
-    Targets,
-    Topic,
-)
-
-ATTACK_SIDE: list[type[Step]] = [
-    Vpc,
-    InternetGateway,
-    Subnet,
-    RouteTable,
-    ElasticIp,
-    AttackerGroup,
-    ApiCallerGroup,
-    ApplicationInstanceRole,
-    InstanceProfile,
-    AttackerRole,
-    AttackerProfile,
-    ManagedMaliciousInstance,
-    EipAssociation,
-    ApiCallerInstance,
-    Bucket,
-    ThreatListFile,
-    Detector,
-    ThreatIntelSet,
-    SecurityHub,
-]
-
-RESPONSE_SIDE: list[type[Step]] = [
-    ResponderRole,
-    Topic,
-    EmailSubscription,
-    LogGroup,
-    Function,
-    Rule,
-    InvokePermission,
-    Targets,
-]
+from gdlab.lab.steps.compute import ApplicationInstanceRole
+from gdlab.lab.steps.kits import RESPONDER_CHAIN, api_attack_side, build
+from gdlab.lab.steps.response import REVOKE
 
 
 def steps() -> list[Step]:
     """A fresh instance of every step of this scenario's lab; its responder revokes."""
-    return [kind(REVOKE) if kind in (ResponderRole, Function) else kind()
-            for kind in ATTACK_SIDE + RESPONSE_SIDE]
+    return build(api_attack_side(ApplicationInstanceRole) + RESPONDER_CHAIN, REVOKE)
 
 
 def hops() -> list[HopSpec]:
