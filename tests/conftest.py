@@ -159,6 +159,28 @@ def local_client(local_server: Any) -> Callable[..., Any]:
 
 
 @pytest.fixture
+def gdlab(run_cli: Callable[..., Any], local_server: Any) -> Callable[..., tuple[int, str, str]]:
+    """gdlab("verify", "--json") through the CLI against the test's local cloud."""
+
+    def run(*args: str) -> tuple[int, str, str]:
+        return run_cli("--endpoint-url", local_server.endpoint, *args)
+
+    return run
+
+
+@pytest.fixture
+def cloud(local_server: Any) -> Any:
+    """A Cloud on the test's local cloud, for an inventory that owes nothing to gdlab's state
+    (tests/lab overrides it with one on in-process moto)."""
+    from gdlab.cloud import Cloud, CloudSettings
+
+    return Cloud(CloudSettings(target="local", region=REGION,
+                               endpoint_url=local_server.endpoint,
+                               local_cloud_id=local_server.cloud_id,
+                               local_credentials=local_server.credentials))
+
+
+@pytest.fixture
 def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
     """run_cli("local", "status", "--json") -> (exit code, stdout, stderr) through
     gdlab.cli.main, the same edge users hit (one-line errors)."""

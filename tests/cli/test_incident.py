@@ -9,16 +9,6 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def gdlab(run_cli, local_server):
-    """gdlab("verify", "--json") against the test's local cloud."""
-
-    def run(*args: str):
-        return run_cli("--endpoint-url", local_server.endpoint, *args)
-
-    return run
-
-
-@pytest.fixture
 def client(local_server):
     def make(service: str):
         return boto3.client(service, endpoint_url=local_server.endpoint, region_name="us-east-1",

@@ -10,27 +10,10 @@ from pathlib import Path
 import pytest
 from lab.conftest import inventory
 
-from gdlab.cloud import Cloud, CloudSettings
 from gdlab.errors import GdlabError
 from gdlab.scenario import list_scenarios
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def gdlab(run_cli, local_server):
-    def run(*args: str) -> tuple[int, str, str]:
-        return run_cli("--endpoint-url", local_server.endpoint, *args)
-
-    return run
-
-
-@pytest.fixture
-def cloud(local_server) -> Cloud:
-    return Cloud(CloudSettings(target="local", region="us-east-1",
-                               endpoint_url=local_server.endpoint,
-                               local_cloud_id=local_server.cloud_id,
-                               local_credentials=local_server.credentials))
 
 
 def test_every_scenario_passes_with_one_report_and_a_suite_each(gdlab, cloud, tmp_path):

@@ -12,29 +12,11 @@ from typing import Any
 import pytest
 from lab.conftest import inventory
 
-from gdlab.cloud import Cloud, CloudSettings
-
 pytestmark = pytest.mark.slow
 
 SCENARIO = "compromised-iam-credentials"
 CHECKS = ["rule-matches", "guardduty-finding", "securityhub-finding", "responder-ran",
           "key-inactive", "user-denied", "key-refused", "emails-sent"]
-
-
-@pytest.fixture
-def gdlab(run_cli, local_server):
-    def run(*args: str) -> tuple[int, str, str]:
-        return run_cli("--endpoint-url", local_server.endpoint, *args)
-
-    return run
-
-
-@pytest.fixture
-def cloud(local_server) -> Cloud:
-    return Cloud(CloudSettings(target="local", region="us-east-1",
-                               endpoint_url=local_server.endpoint,
-                               local_cloud_id=local_server.cloud_id,
-                               local_credentials=local_server.credentials))
 
 
 def statuses(verify: dict[str, Any]) -> dict[str, str]:

@@ -14,7 +14,6 @@ import pytest
 from lab.conftest import inventory
 from parliament import analyze_policy_string
 
-from gdlab.cloud import Cloud, CloudSettings
 from gdlab.lab.responder_policies import restore_bucket_policy
 
 SCENARIO = "compromised-s3-bucket"
@@ -22,22 +21,6 @@ CHECKS = ["rule-matches", "guardduty-finding", "securityhub-finding", "responder
           "public-access-blocked", "access-logging-on", "emails-sent"]
 HANDLER = Path(__file__).resolve().parents[2] / "scenarios" / SCENARIO / "responder" / "handler.py"
 REGION = "us-east-1"
-
-
-@pytest.fixture
-def gdlab(run_cli, local_server):
-    def run(*args: str) -> tuple[int, str, str]:
-        return run_cli("--endpoint-url", local_server.endpoint, *args)
-
-    return run
-
-
-@pytest.fixture
-def cloud(local_server) -> Cloud:
-    return Cloud(CloudSettings(target="local", region=REGION,
-                               endpoint_url=local_server.endpoint,
-                               local_cloud_id=local_server.cloud_id,
-                               local_credentials=local_server.credentials))
 
 
 def statuses(verify: dict[str, Any]) -> dict[str, str]:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from lab.conftest import inventory
 
-from gdlab.cloud import Cloud, CloudSettings
+from gdlab.cloud import Cloud
 from gdlab.lab import credential_theft
 
 pytestmark = pytest.mark.slow
@@ -24,22 +24,6 @@ TYPE = "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS"
 OLD_TYPE = "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration"
 CHECKS = ["rule-matches", "guardduty-finding", "securityhub-finding", "responder-ran",
           "sessions-revoked", "stolen-session-refused", "emails-sent"]
-
-
-@pytest.fixture
-def gdlab(run_cli, local_server):
-    def run(*args: str) -> tuple[int, str, str]:
-        return run_cli("--endpoint-url", local_server.endpoint, *args)
-
-    return run
-
-
-@pytest.fixture
-def cloud(local_server) -> Cloud:
-    return Cloud(CloudSettings(target="local", region="us-east-1",
-                               endpoint_url=local_server.endpoint,
-                               local_cloud_id=local_server.cloud_id,
-                               local_credentials=local_server.credentials))
 
 
 def statuses(verify: dict[str, Any]) -> dict[str, str]:

@@ -19,12 +19,15 @@ import json
 import re
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gdlab.errors import GdlabError
 from gdlab.lab.awsutil import error_code
 from gdlab.lab.steps import LabContext
 from gdlab.lab.trigger import LabNotReady, run_script, wait_until_managed
+
+if TYPE_CHECKING:
+    from gdlab.lab.verify import Check
 
 IMDS = "http://169.254.169.254/latest"
 READ_COMMENT = "gdlab {lab}: read the instance role's credentials (IMDSv2)"
@@ -241,6 +244,43 @@ def cli_error(stderr: str) -> str:
     # EC2 appends an encoded authorization message: long, and only for sts decode.
     said = said.split(" Encoded authorization failure message:")[0]
     return said[:500]
+
+
+# IAM is eventually consistent: a new deny or a disabled key is enforced within seconds,
+# rarely a minute; on AWS a call that still works is tried again until then.
+PROPAGATION_SECONDS = 60.0
+
+
+def check_refused_again(ctx: LabContext, name: str, title: str, credentials: Any,
+                        command: str, refused_codes: tuple[str, ...]) -> Check:
+    """The malicious instance runs `command` with the stolen `credentials` (anything with
+    exports()) once more: pass when AWS refuses it with one of `refused_codes`."""
+    from gdlab.lab.verify import Check
+
+    started = time.monotonic()
+    while True:
+        try:
+            _id, used = use(ctx, credentials, [command])
+        except GdlabError as exc:
+            return Check(name, title, "inconclusive",
+                         f"the malicious instance could not try it: {exc}")
+        code, errors = used.get("ResponseCode"), used.get("StandardErrorContent", "")
+        if used.get("Status") not in ("Success", "Failed"):
+            return Check(name, title, "inconclusive",
+                         f"the attempt did not run ({used.get('Status')})")
+        if code != 0:
+            break
+        if ctx.cloud.is_local or time.monotonic() - started > PROPAGATION_SECONDS:
+            return Check(name, title, "fail", f"{command} with {credentials.access_key_id} "
+                                              "from the malicious instance still succeeds")
+        time.sleep(10)  # the change is new: IAM may not enforce it everywhere yet
+    said = cli_error(errors) or f"exit code {code}"
+    if "ExpiredToken" in errors:
+        return Check(name, title, "inconclusive",
+                     f"the session expired on its own before it could be refused: {said}")
+    refused = any(word in errors for word in refused_codes)
+    return Check(name, title, "pass" if refused else "fail",
+                 f"{command} with {credentials.access_key_id}: {said}")
 
 
 def _json_blocks(text: str) -> list[Any]:

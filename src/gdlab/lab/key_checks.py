@@ -4,20 +4,17 @@ attacker tries it again, and both e-mails."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from gdlab.errors import GdlabError
 from gdlab.lab import checks as library
 from gdlab.lab import key_theft
-from gdlab.lab.credential_theft import cli_error, use
+from gdlab.lab.credential_theft import check_refused_again
 from gdlab.lab.steps import LabContext
 from gdlab.lab.steps.identity import user_name
 from gdlab.lab.verify import Check
 
 DENY_POLICY_NAME = "AWSDenyAll"  # AWS managed, attached by the responder
-# IAM is eventually consistent: a key made Inactive is refused everywhere within seconds.
-PROPAGATION_SECONDS = 60.0
 _REFUSED = ("InvalidClientTokenId", "AccessDenied", "UnauthorizedOperation",
             "SignatureDoesNotMatch")
 WHO_AM_I = "aws sts get-caller-identity"
@@ -51,28 +48,7 @@ def check_key_refused(ctx: LabContext) -> Check:
         key = key_theft.leaked_key(ctx)
     except GdlabError as exc:
         return Check("key-refused", title, "inconclusive", f"no key to try: {exc}")
-    started = time.monotonic()
-    while True:
-        try:
-            _id, used = use(ctx, key, [WHO_AM_I])  # type: ignore[arg-type]
-        except GdlabError as exc:
-            return Check("key-refused", title, "inconclusive",
-                         f"the malicious instance could not try it: {exc}")
-        if used.get("Status") not in ("Success", "Failed"):
-            return Check("key-refused", title, "inconclusive",
-                         f"the attempt did not run ({used.get('Status')})")
-        errors = used.get("StandardErrorContent", "")
-        if used.get("ResponseCode") != 0:
-            break
-        if ctx.cloud.is_local or time.monotonic() - started > PROPAGATION_SECONDS:
-            return Check("key-refused", title, "fail",
-                         f"{WHO_AM_I} with {key.access_key_id} from the malicious instance "
-                         "still succeeds")
-        time.sleep(10)  # the key was just disabled: IAM may not refuse it everywhere yet
-    said = cli_error(errors) or f"exit code {used.get('ResponseCode')}"
-    refused = any(code in errors for code in _REFUSED)
-    return Check("key-refused", title, "pass" if refused else "fail",
-                 f"{WHO_AM_I} with {key.access_key_id}: {said}")
+    return check_refused_again(ctx, "key-refused", title, key, WHO_AM_I, _REFUSED)
 
 
 def _disabled(result: dict[str, Any]) -> str:

@@ -5,12 +5,10 @@ when the thief tries it again, and both e-mails."""
 from __future__ import annotations
 
 import json
-import time
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import unquote
 
-from gdlab.errors import GdlabError
 from gdlab.lab import checks as library
 from gdlab.lab import credential_theft
 from gdlab.lab.awsutil import error_code
@@ -18,8 +16,6 @@ from gdlab.lab.responder_policies import REVOKE_POLICY_NAME
 from gdlab.lab.steps import LabContext
 from gdlab.lab.verify import Check
 
-# IAM is eventually consistent: a new policy takes effect within seconds, rarely a minute.
-PROPAGATION_SECONDS = 60.0
 # What AWS answers a session that a policy denies, service by service.
 _REFUSED = ("UnauthorizedOperation", "AccessDenied", "AuthorizationError")
 
@@ -88,32 +84,9 @@ def check_refused(ctx: LabContext, stolen: credential_theft.StolenSession | None
     if stolen is None:
         return Check("stolen-session-refused", title, "inconclusive",
                      "no stolen session in SSM's history of the compromised instance")
-    command = f"{credential_theft.USE} --region {ctx.cloud.region}"
-    started = time.monotonic()
-    while True:
-        try:
-            _id, used = credential_theft.use(ctx, stolen, [command])
-        except GdlabError as exc:
-            return Check("stolen-session-refused", title, "inconclusive",
-                         f"the malicious instance could not try it: {exc}")
-        code, errors = used.get("ResponseCode"), used.get("StandardErrorContent", "")
-        if used.get("Status") not in ("Success", "Failed"):
-            return Check("stolen-session-refused", title, "inconclusive",
-                         f"the attempt did not run ({used.get('Status')})")
-        if code != 0:
-            break
-        if ctx.cloud.is_local or time.monotonic() - started > PROPAGATION_SECONDS:
-            return Check("stolen-session-refused", title, "fail",
-                         f"{command} with {stolen.access_key_id} from the malicious instance "
-                         "still succeeds")
-        time.sleep(10)  # the policy is new: IAM may not enforce it everywhere yet
-    said = credential_theft.cli_error(errors) or f"exit code {code}"
-    if "ExpiredToken" in errors:
-        return Check("stolen-session-refused", title, "inconclusive",
-                     f"the session expired on its own before it could be refused: {said}")
-    refused = any(word in errors for word in _REFUSED)
-    return Check("stolen-session-refused", title, "pass" if refused else "fail",
-                 f"{command} with {stolen.access_key_id}: {said}")
+    return credential_theft.check_refused_again(
+        ctx, "stolen-session-refused", title, stolen,
+        f"{credential_theft.USE} --region {ctx.cloud.region}", _REFUSED)
 
 
 def _revoked(result: dict[str, Any]) -> str:

@@ -11,6 +11,7 @@ events in CloudTrail", S3 user guide); bucket-level ones are management events.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 from xml.etree import ElementTree
@@ -128,12 +129,11 @@ def details(response: Any, request: Any, full_url: str, key_level: bool) -> dict
              parse_qs(url.query, keep_blank_values=True).items()}
     headers = {str(k): str(v) for k, v in dict(getattr(request, "headers", {}) or {}).items()}
     bucket = key = ""
-    try:
+    # A name moto cannot parse leaves the plain request.
+    with contextlib.suppress(Exception):
         bucket = str(response.parse_bucket_name_from_url(request, full_url) or "")
         if key_level:
             key = str(response.parse_key_name() or "")
-    except Exception:  # noqa: BLE001 - a name moto cannot parse leaves the plain request
-        pass
     name, data = event_name(str(request.method), bucket, key, query, headers)
     parameters: dict[str, Any] = {}
     if bucket:
