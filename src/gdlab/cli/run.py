@@ -207,14 +207,9 @@ class RunView(RunEvents):
         step_line(self.out, event)
 
     def ready(self, state: Any, seconds: float) -> None:
-        created = sum(1 for r in state.resources if r.status == "created")
-        adopted = sum(
-            1 for r in state.resources if r.ownership == "adopted" and r.status == "created"
-        )
-        self.out.print(
-            f"[bold green]lab {state.lab} ready[/bold green] in {seconds:.1f}s: "
-            f"{created} resources ({adopted} adopted). Next: gdlab trigger"
-        )
+        from gdlab.render.lab import ready_line
+
+        self.out.print(ready_line(state, seconds))
 
     def triggered(self, result: Any) -> None:
         if not self.json_out:

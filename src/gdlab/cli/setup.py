@@ -64,7 +64,7 @@ def run_setup(  # type: ignore[no-untyped-def]
     from gdlab.lab.lifecycle import context, open_lab, setup
     from gdlab.lab.lifecycle import preflight as lifecycle_preflight
     from gdlab.lab.state import validate_lab_id
-    from gdlab.render.lab import step_line
+    from gdlab.render.lab import ready_line, step_line
     from gdlab.scenario import load
 
     if lab:
@@ -94,12 +94,7 @@ def run_setup(  # type: ignore[no-untyped-def]
 
     started = time.monotonic()
     setup(lab_ctx, progress=lambda event: step_line(out, event), cancel=cancel)
-    created = sum(1 for r in state.resources if r.status == "created")
-    adopted = sum(1 for r in state.resources if r.ownership == "adopted" and r.status == "created")
-    out.print(
-        f"[bold green]lab {state.lab} ready[/bold green] in {time.monotonic() - started:.1f}s: "
-        f"{created} resources ({adopted} adopted). Next: gdlab trigger"
-    )
+    out.print(ready_line(state, time.monotonic() - started))
     return state, lab_ctx
 
 

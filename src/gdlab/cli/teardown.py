@@ -29,7 +29,8 @@ def teardown(
     json_out: bool = typer.Option(False, "--json", help="Print what was done as JSON."),
 ) -> None:
     """Delete everything a lab created, in dependency order; adopted GuardDuty and Security
-    Hub are kept. Works from the tag sweep alone if the state file is lost.
+    Hub are kept, shared ones go with the last lab using them. Works from the tag sweep
+    alone if the state file is lost.
 
     \b
     Example: gdlab teardown --lab gd-1a2b3c --dry-run
@@ -117,8 +118,8 @@ def _every_lab(app) -> list[str]:  # type: ignore[no-untyped-def]
 
 
 def _one(app, lab_id: str, dry_run: bool, yes: bool, out, discovered_only: bool, cancel):  # type: ignore[no-untyped-def]
-    """Tear one lab down under its lock, from a state read just now (another lab's teardown
-    may have handed it a detector a moment ago). None: nothing of it was found (--all)."""
+    """Tear one lab down under its lock, from a state read just now. None: nothing of it was
+    found (--all)."""
     from gdlab.lab.state import LabStore
 
     store: LabStore = app.store

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -12,11 +13,11 @@ from gdlab.cloud import Cloud
 from gdlab.errors import (
     GdlabError,
     Interrupted,
-    LabBusy,
     StepFailed,
     UsageError,
     describe,
 )
+from gdlab.lab import sharing
 from gdlab.lab.awsutil import not_yet_visible, retry
 from gdlab.lab.plan import plan_for
 from gdlab.lab.state import LabState, LabStore, Resource, new_lab_id, validate_lab_id
@@ -305,42 +306,6 @@ def teardown_plan(ctx: LabContext, sweep_errors: list[str] | None = None) -> lis
     return groups
 
 
-def _hand_over(
-    store: LabStore | None, state: LabState, res: Resource, dry_run: bool = False
-) -> str | None:
-    """A detector or hub this lab created that another live lab adopted: keep it, and make
-    that lab its owner, so the last lab using it removes it."""
-    if store is None or res.key not in ("detector", "securityhub"):
-        return None
-    for candidate in store.all():
-        if candidate.lab == state.lab or not _shares(candidate, state, res):
-            continue
-        if dry_run:
-            return candidate.lab
-        # Read it again under its lock: a copy loaded earlier (by this or another process)
-        # must never overwrite the hand-over, nor the hand-over a change made meanwhile.
-        with store.locked(candidate.lab):
-            other = store.load(candidate.lab)
-            if not _shares(other, state, res):
-                continue
-            theirs = other.live(res.key)
-            assert theirs is not None
-            theirs.ownership = "created"
-            other.event(f"{res.type} {res.id} handed over by lab {state.lab}, now ours")
-            return other.lab
-    return None
-
-
-def _shares(other: LabState, state: LabState, res: Resource) -> bool:
-    """Whether another live lab in the same place uses the same detector or hub."""
-    if other.phase == "torn-down" or (other.target, other.region) != (state.target, state.region):
-        return False
-    if other.target == "local" and other.local_cloud != state.local_cloud:
-        return False
-    theirs = other.live(res.key)
-    return bool(theirs and theirs.id == res.id)
-
-
 def teardown(
     ctx: LabContext,
     store: LabStore | None = None,
@@ -409,15 +374,11 @@ def _teardown(
                 if not dry_run:
                     state.forget(res.key)
                 continue
-            try:
-                user = _hand_over(store, state, res, dry_run)
-            except LabBusy as exc:  # the other lab uses it: keep it, say so, fail loudly
-                failures.append(_failed(report, doomed, exc))
-                continue
-            if user:
-                report(StepEvent(res.key, step.label, "kept", res.id, detail=f"handed to {user}"))
-                if not dry_run:
-                    state.forget(res.key)
+            if res.key in sharing.SHARED_KEYS:
+                try:
+                    _end_shared(ctx, store or state._store, doomed, dry_run, report)
+                except Exception as exc:
+                    failures.append(_failed(report, doomed, exc))
                 continue
             if dry_run:
                 report(StepEvent(res.key, step.label, "would-delete", res.id))
@@ -448,6 +409,31 @@ def _teardown(
         )
     state.set_phase("torn-down", "teardown complete: nothing of the lab remains")
     return events
+
+
+def _end_shared(
+    ctx: LabContext, store: LabStore | None, doomed: Doomed, dry_run: bool, report: Progress
+) -> None:
+    """A detector or hub this lab made or shares: kept while another lab of this home uses
+    it, else deleted, looked at and deleted under the place's lock (lab/sharing.py)."""
+    state, res, step = ctx.state, doomed.resource, doomed.step
+    with sharing.guarded(store, state, res.key) if not dry_run else contextlib.nullcontext():
+        users = sharing.other_users(store, state, res.key, res.id or "")
+        if users:
+            report(StepEvent(res.key, step.label, "kept", res.id,
+                             detail=f"still used by lab {', '.join(users)}"))
+            if not dry_run:
+                state.forget(res.key)
+            return
+        if dry_run:
+            report(StepEvent(res.key, step.label, "would-delete", res.id))
+            return
+        started = time.monotonic()
+        step.delete(ctx.for_step(step), res)
+        step.finish_delete(ctx.for_step(step), res)
+    res.status = "deleted"
+    state.save()
+    report(StepEvent(res.key, step.label, "deleted", res.id, time.monotonic() - started))
 
 
 def _failed(report: Progress, doomed: Doomed, exc: Exception) -> str:

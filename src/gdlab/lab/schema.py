@@ -13,7 +13,7 @@ from typing import Any
 PHASES = ("setting-up", "ready", "triggered", "detected", "isolated", "revoked", "disabled",
           "restored", "verified", "torn-down")
 TARGETS = ("local", "aws")
-OWNERSHIPS = ("created", "adopted")
+OWNERSHIPS = ("created", "adopted", "shared")
 STATUSES = ("pending", "created", "deleted")
 KINDS = ("info", "error")
 

@@ -105,7 +105,9 @@ class Resource:
     key: str  # the plan step that owns it, e.g. "vpc", "instance-compromised"
     type: str  # AWS type, e.g. "AWS::EC2::VPC"
     id: str | None = None
-    ownership: str = "created"  # or "adopted": never deleted by teardown
+    # or "adopted": never deleted by teardown; or "shared": a detector or hub another lab
+    # of this home made, removed by the last lab using it (lab/sharing.py)
+    ownership: str = "created"
     status: str = "pending"  # pending -> created -> deleted
     name: str | None = None
     attrs: dict[str, Any] = field(default_factory=dict)

@@ -14,12 +14,24 @@ STATUS_STYLE = {
     "found": ("✓", "green"),
     "configured": ("✓", "green"),
     "adopted": ("↺", "cyan"),
+    "shared": ("↺", "cyan"),
     "exists": ("·", "dim"),
     "deleted": ("✗", "yellow"),
     "kept": ("↺", "cyan"),
     "would-delete": ("-", "yellow"),
     "failed": ("!", "bold red"),
 }
+
+def ready_line(state: Any, seconds: float) -> str:
+    """The line setup ends with: how many resources, and how many it did not make."""
+    live = [r for r in state.resources if r.status == "created"]
+    kept = {o: sum(1 for r in live if r.ownership == o) for o in ("adopted", "shared")}
+    others = ", ".join(f"{n} {o}" for o, n in kept.items() if n) or "0 adopted"
+    return (
+        f"[bold green]lab {state.lab} ready[/bold green] in {seconds:.1f}s: "
+        f"{len(live)} resources ({others}). Next: gdlab trigger"
+    )
+
 
 PHASE_STYLE = {
     "setting-up": "yellow",
@@ -76,7 +88,7 @@ def status_view(console: Console, state: Any) -> None:
     table.add_column("status", no_wrap=True)
     for res in sorted(state.resources, key=lambda r: order.get(r.key, len(order))):
         style = {"created": "green", "pending": "yellow", "deleted": "dim"}.get(res.status, "")
-        adopted = " (adopted)" if res.ownership == "adopted" else ""
+        adopted = f" ({res.ownership})" if res.ownership != "created" else ""
         table.add_row(res.key, res.id or "-", f"[{style}]{res.status}[/{style}]{adopted}")
     console.print(table)
     timeline = Table(title="Timeline", title_justify="left")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from gdlab.errors import PreflightError, StepFailed
+from gdlab.lab import sharing
 from gdlab.lab.awsutil import error_code, error_message, ignore_not_found, is_not_found
 from gdlab.lab.state import Resource
 from gdlab.lab.steps import LAB_TAG, Found, LabContext, Step
@@ -135,17 +136,16 @@ class Detector(Step):
     key, type, label = "detector", "AWS::GuardDuty::Detector", "GuardDuty detector"
 
     def create(self, ctx: LabContext) -> None:
+        # Under the place's lock: no other lab of this home deletes the detector between
+        # our look and our journal entry (lab/sharing.py).
+        with sharing.guarded(ctx.state._store, ctx.state, self.key):
+            self._create(ctx)
+
+    def _create(self, ctx: LabContext) -> None:
         guardduty = ctx.cloud.client("guardduty")
         existing = guardduty.list_detectors()["DetectorIds"]
         if existing:
-            detector_id = existing[0]
-            detector = guardduty.get_detector(DetectorId=detector_id)
-            if detector.get("Status") != "ENABLED":
-                raise PreflightError(
-                    f"the GuardDuty detector {detector_id} in {ctx.cloud.region} is suspended",
-                    "enable it (aws guardduty update-detector --enable) and rerun gdlab setup",
-                )
-            ctx.created(self, detector_id, ownership="adopted")
+            self._adopt(ctx, guardduty, existing[0])
             return
         from botocore.exceptions import ClientError
 
@@ -159,15 +159,26 @@ class Detector(Step):
                 Tags=ctx.tags(),
             )["DetectorId"]
         except ClientError:
-            # Another setup in this region created the one detector AWS allows between our
-            # look and our create (GuardDuty says so with a bare BadRequestException): if one
-            # exists now, it is that lab's and this lab adopts it.
+            # A setup elsewhere (another home or machine) created the one detector AWS
+            # allows between our look and our create (GuardDuty says so with a bare
+            # BadRequestException): if one exists now, this lab adopts it.
             existing = guardduty.list_detectors()["DetectorIds"]
             if not existing:
                 raise
-            ctx.created(self, existing[0], ownership="adopted")
+            self._adopt(ctx, guardduty, existing[0])
             return
         ctx.created(self, detector_id)
+
+    def _adopt(self, ctx: LabContext, guardduty: Any, detector_id: str) -> None:
+        detector = guardduty.get_detector(DetectorId=detector_id)
+        if detector.get("Status") != "ENABLED":
+            raise PreflightError(
+                f"the GuardDuty detector {detector_id} in {ctx.cloud.region} is suspended",
+                "enable it (aws guardduty update-detector --enable) and rerun gdlab setup",
+            )
+        made_by = (detector.get("Tags") or {}).get(LAB_TAG)
+        ownership = sharing.ownership_to_adopt(ctx.state, self.key, detector_id, made_by)
+        ctx.created(self, detector_id, ownership=ownership)
 
     def find(self, ctx: LabContext) -> list[Found]:
         guardduty = ctx.cloud.client("guardduty")
@@ -265,21 +276,31 @@ class SecurityHub(Step):
     key, type, label = "securityhub", "AWS::SecurityHub::Hub", "Security Hub"
 
     def create(self, ctx: LabContext) -> None:
+        # As the detector: under the place's lock (lab/sharing.py).
+        with sharing.guarded(ctx.state._store, ctx.state, self.key):
+            self._create(ctx)
+
+    def _create(self, ctx: LabContext) -> None:
         from botocore.exceptions import ClientError
 
         hub = ctx.cloud.client("securityhub")
         current = _describe_hub(hub)
         if current:
-            ctx.created(self, current["HubArn"], ownership="adopted")
+            self._adopt(ctx, hub, current["HubArn"])
             return
         try:
             hub.enable_security_hub(EnableDefaultStandards=False, Tags=ctx.tags())
         except ClientError as exc:
             if error_code(exc) != "ResourceConflictException":
                 raise
-            ctx.created(self, _describe_hub(hub)["HubArn"], ownership="adopted")
+            self._adopt(ctx, hub, _describe_hub(hub)["HubArn"])
             return
         ctx.created(self, _describe_hub(hub)["HubArn"])
+
+    def _adopt(self, ctx: LabContext, hub: Any, hub_arn: str) -> None:
+        tags = hub.list_tags_for_resource(ResourceArn=hub_arn).get("Tags", {})
+        ownership = sharing.ownership_to_adopt(ctx.state, self.key, hub_arn, tags.get(LAB_TAG))
+        ctx.created(self, hub_arn, ownership=ownership)
 
     def find(self, ctx: LabContext) -> list[Found]:
         hub = ctx.cloud.client("securityhub")
