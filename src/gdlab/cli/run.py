@@ -40,7 +40,11 @@ def run(
     ctx: typer.Context,
     scenario: str = typer.Option(None, "--scenario",
                                  help="Scenario to run (default: compromised-ec2)."),
-    every: bool = typer.Option(False, "--all", help="Run every scenario, one after another."),
+    every: bool = typer.Option(False, "--all",
+                               help="Run every scenario, each in a lab of its own."),
+    parallel: int = typer.Option(1, "--parallel", min=1, max=16,
+                                 help="With --all: how many scenarios run side by side "
+                                      "(within the Elastic IP quota)."),
     lab: str = typer.Option(None, "--lab", help="Lab id (default: a new gd-xxxxxx)."),
     email: str = typer.Option(None, "--email", help="Also e-mail the alerts to this address."),
     keep: bool = typer.Option(False, "--keep", help="Keep the lab afterwards (no teardown)."),
@@ -58,6 +62,7 @@ def run(
     \b
     Example: gdlab run            (local cloud, no AWS account needed)
     Example: gdlab run --all --junit runs.xml
+    Example: gdlab run --all --parallel 4
     Example: gdlab run --target aws --region us-east-1 --yes --json
     """
     from gdlab.cli.detect import parse_duration
@@ -71,6 +76,9 @@ def run(
     if every and (scenario or lab):
         raise UsageError("--all runs every scenario, each in a new lab of its own",
                          "leave out --scenario and --lab, or leave out --all")
+    if parallel > 1 and not every:
+        raise UsageError("--parallel runs the scenarios of --all side by side",
+                         "add --all, or leave out --parallel")
     if lab:
         validate_lab_id(lab)
     validate_email(email)
@@ -78,7 +86,11 @@ def run(
     _writable(junit)
     app = obj(ctx)
     if every:
-        return _run_all(app, [s.name for s in list_scenarios()], email=email, keep=keep,
+        names = [s.name for s in list_scenarios()]
+        if parallel > 1:
+            return _side_by_side(app, names, parallel, yes=yes, json_out=json_out, junit=junit,
+                                 email=email, keep=keep, timeout=seconds)
+        return _run_all(app, names, email=email, keep=keep,
                         timeout=seconds, yes=yes, json_out=json_out, junit=junit)
     scenario = scenario or DEFAULT_SCENARIO
     # On the local target the background local cloud serves the run, as it serves every
@@ -145,7 +157,7 @@ def _run_all(app: Any, names: list[str], *, yes: bool, json_out: bool, junit: Pa
                 _summary(report, views[name].out, json_out)
         _write_junit(junit, found.runs)
         out = err_console() if json_out else console()
-        out.print(all_runs_table(found))
+        out.print(all_runs_table(found.to_dict()))
         line = (f"gdlab run --all {'PASSED' if found.passed else 'FAILED'}: "
                 f"{sum(r.passed for _n, r in found.runs)}/{len(names)} scenarios passed in "
                 f"{found.seconds:.1f}s")
@@ -156,6 +168,50 @@ def _run_all(app: Any, names: list[str], *, yes: bool, json_out: bool, junit: Pa
         interrupt_explained()
         raise typer.Exit(130)
     if not found.passed:
+        raise typer.Exit(1)
+
+
+def _side_by_side(app: Any, names: list[str], parallel: int, *, yes: bool, json_out: bool,
+                  junit: Path | None, **options: Any) -> None:
+    """`gdlab run --all --parallel N`: the runs as processes of their own (see
+    cli/run_side_by_side.py), then the same table, JSON and JUnit as one after another."""
+    from gdlab.cli import run_side_by_side
+    from gdlab.cli.setup import confirm_billable
+    from gdlab.lab.plan import plan_for
+    from gdlab.render.incident import all_runs_table, merged_junit_xml
+    from gdlab.scenario import load
+
+    out = err_console() if json_out else console()
+    cloud = app.cloud()
+    confirm_billable(cloud, yes, f"gdlab will create {len(names)} labs side by side")
+    quota = cloud.preflight(eips_needed=0)
+    limit, in_use = quota.get("eip_limit"), quota.get("eips_in_use") or 0
+    free = None if limit is None else max(0, limit - in_use)
+    needs = {name: plan_for(load(name)).elastic_ips for name in names}
+    out.print(f"[bold]Running {len(names)} scenarios, up to {parallel} side by side[/bold]"
+              + (f" ({free} Elastic IPs free; they need {sum(needs.values())})"
+                 if free is not None else ""))
+    with signals.handling(None, keep=options["keep"], teardown_only=False) as sig:
+        found, junits = run_side_by_side.run(app, names, needs, free, parallel, sig,
+                                             out.print, options)
+        if junit is not None:
+            try:
+                junit.write_text(merged_junit_xml(junits))
+            except OSError as exc:
+                err_console().print(f"[red]could not write {escape(str(junit))}: "
+                                    f"{exc.strerror}[/red]")
+        out.print(all_runs_table(found))
+        passed = sum(bool(r.get("passed")) for r in found["scenarios"])
+        line = (f"gdlab run --all {'PASSED' if found['passed'] else 'FAILED'}: "
+                f"{passed}/{len(names)} scenarios passed in {found['seconds']:.1f}s, "
+                f"side by side")
+        out.print(f"[bold {'green' if found['passed'] else 'red'}]{escape(line)}[/]")
+        if json_out:
+            print_json(found)
+    if sig.interrupted:
+        interrupt_explained()
+        raise typer.Exit(130)
+    if not found["passed"]:
         raise typer.Exit(1)
 
 

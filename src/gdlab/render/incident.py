@@ -231,23 +231,34 @@ def runs_junit_xml(runs: list[tuple[str, Any]]) -> str:
     return _document(suites)
 
 
-def all_runs_table(found: Any) -> Table:
-    """`gdlab run --all`'s last table: a row per scenario, its hops seen and checks passed."""
+def all_runs_table(found: dict[str, Any]) -> Table:
+    """`gdlab run --all`'s last table, from its JSON report (`AllReport.to_dict()`): a row
+    per scenario, its hops seen and checks passed."""
     table = Table(title="Every scenario", title_justify="left")
     for column in ("scenario", "lab", "hops seen", "checks passed", "verdict", "seconds"):
         table.add_column(column, justify="right" if column == "seconds" else "left")
-    for name, report in found.runs:
-        hops = report.watch.hops if report.watch is not None else []
-        checks = report.verify.checks if report.verify is not None else []
+    for run in found["scenarios"]:
+        hops = (run.get("watch") or {}).get("hops") or []
+        checks = (run.get("verify") or {}).get("checks") or []
         table.add_row(
-            escape(name), escape(report.lab or "-"),
-            f"{sum(h.seen for h in hops)}/{len(hops)}" if hops else "-",
-            f"{sum(c.status == 'pass' for c in checks)}/{len(checks)}" if checks else "-",
-            "[green]PASSED[/green]" if report.passed else "[red]FAILED[/red]",
-            f"{report.seconds:.1f}")
-    for name in found.not_run:
+            escape(str(run["scenario"])), escape(str(run.get("lab") or "-")),
+            f"{sum(bool(h.get('seen')) for h in hops)}/{len(hops)}" if hops else "-",
+            f"{sum(c.get('status') == 'pass' for c in checks)}/{len(checks)}" if checks else "-",
+            "[green]PASSED[/green]" if run.get("passed") else "[red]FAILED[/red]",
+            f"{float(run.get('seconds') or 0):.1f}")
+    for name in found["not_run"]:
         table.add_row(escape(name), "-", "-", "-", "[yellow]not run[/yellow]", "-")
     return table
+
+
+def merged_junit_xml(documents: list[str]) -> str:
+    """The suites of several `gdlab run --junit` files (side-by-side runs), in order, as one
+    document."""
+    suites = []
+    for text in documents:
+        root = ET.fromstring(text)
+        suites.extend(root.findall("testsuite") if root.tag == "testsuites" else [root])
+    return _document(suites)
 
 
 def timeline_table(state: Any, since: str | None = None) -> Table:

@@ -1,0 +1,104 @@
+"""`gdlab run --all --parallel N`: every scenario side by side, each a `gdlab run` process of
+its own in one home, within the Elastic IP quota; one table, one JSON, one JUnit file; a
+signal winds every run down and nothing is left (an inventory made here, with boto3).
+(fresh_cloud and its inventory: tests/cli/conftest.py.)"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gdlab.scenario import list_scenarios
+
+pytestmark = pytest.mark.slow
+
+NAMES = [s.name for s in list_scenarios()]
+GDLAB = str(Path(sys.executable).with_name("gdlab"))
+
+
+def nothing_left(cloud: Any) -> None:
+    assert cloud.inventory() == {}
+    assert cloud.client("guardduty").list_detectors()["DetectorIds"] == []
+    assert cloud.hub_arn() is None
+
+
+def test_every_scenario_side_by_side_passes_with_one_report(fresh_cloud: Any, tmp_path: Path):
+    cloud = fresh_cloud
+    junit = tmp_path / "runs.xml"
+    done = cloud.run("run", "--all", "--parallel", "4", "--json", "--junit", str(junit),
+                     timeout=300)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["passed"] is True and report["not_run"] == []
+    assert [r["scenario"] for r in report["scenarios"]] == NAMES
+    for run in report["scenarios"]:
+        assert run["passed"] is True
+        assert [s["step"] for s in run["steps"]] == ["setup", "trigger", "watch", "verify",
+                                                     "teardown"]
+    suites = ET.parse(junit).getroot().findall("testsuite")
+    assert [s.get("name") for s in suites] == [f"gdlab.run.{n}" for n in NAMES]
+    # They did run side by side: every run started before the first one ended.
+    lines = done.stderr.splitlines()
+    started = [i for i, line in enumerate(lines) if re.search(r" started \(pid \d+\)", line)]
+    ended = [i for i, line in enumerate(lines) if re.search(r" PASSED \(exit 0\)", line)]
+    assert len(started) == len(NAMES) and max(started) < min(ended)
+    assert f"{len(NAMES)}/{len(NAMES)} scenarios passed" in done.stderr
+    nothing_left(cloud)
+
+
+def test_the_elastic_ip_quota_decides_how_many_run_at_once(fresh_cloud: Any):
+    """With one address free of the quota, the runs go one at a time whatever --parallel."""
+    cloud = fresh_cloud
+    cloud.run("local", "start")
+    ec2 = cloud.client("ec2")
+    held = [ec2.allocate_address(Domain="vpc")["AllocationId"] for _ in range(4)]  # 4 of 5
+    try:
+        done = cloud.run("run", "--all", "--parallel", "4", timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "(1 Elastic IPs free" in done.stdout
+        events = re.findall(r"(started \(pid|PASSED \(exit 0\))", done.stdout)
+        assert events == ["started (pid", "PASSED (exit 0)"] * len(NAMES), events
+    finally:
+        for allocation in held:
+            ec2.release_address(AllocationId=allocation)
+    nothing_left(cloud)
+
+
+def test_ctrl_c_winds_every_run_down_and_leaves_nothing(fresh_cloud: Any):
+    cloud = fresh_cloud
+    cloud.run("local", "start")
+    proc = subprocess.Popen(
+        [GDLAB, "run", "--all", "--parallel", "4"],
+        env=cloud.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdin=subprocess.DEVNULL)
+    seen: list[str] = []
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # once every run is setting its lab up
+        line = proc.stdout.readline()
+        seen.append(line)
+        if sum(" started (pid" in s for s in seen) == len(NAMES) and "created" in line:
+            break
+    proc.send_signal(signal.SIGINT)  # as a terminal's Ctrl-C: to this process only
+    rest, _ = proc.communicate(timeout=300)
+    out = "".join(seen) + rest
+    assert proc.returncode == 130, out
+    assert "Traceback" not in out
+    assert "not run" not in out or "FAILED" in out
+    nothing_left(cloud)
+
+
+def test_parallel_without_all_is_a_usage_error(fresh_cloud: Any):
+    done = fresh_cloud.run("run", "--parallel", "2")
+    assert done.returncode == 2
+    assert "--parallel runs the scenarios of --all side by side" in done.stderr
+    assert "Traceback" not in done.stderr
