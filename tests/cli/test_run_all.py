@@ -17,8 +17,9 @@ pytestmark = pytest.mark.slow
 
 
 def test_every_scenario_passes_with_one_report_and_a_suite_each(gdlab, cloud, tmp_path):
-    junit = tmp_path / "runs.xml"
-    code, out, err = gdlab("run", "--all", "--json", "--junit", str(junit))
+    junit, page = tmp_path / "runs.xml", tmp_path / "incident.html"
+    code, out, err = gdlab("run", "--all", "--json", "--junit", str(junit),
+                           "--report", str(page))
     assert code == 0, err
     report = json.loads(out)
     names = [s.name for s in list_scenarios()]
@@ -33,6 +34,12 @@ def test_every_scenario_passes_with_one_report_and_a_suite_each(gdlab, cloud, tm
     assert [s.get("name") for s in suites] == [f"gdlab.run.{n}" for n in names]
     assert all(s.get("failures") == "0" for s in suites)
     assert f"{len(names)}/{len(names)} scenarios passed" in err
+    # One report, a section per scenario, each with its own lab's finding.
+    document = page.read_text()
+    assert [m for m in names if f'data-scenario="{m}"' in document] == names
+    for run in report["scenarios"]:
+        assert f'data-lab="{run["lab"]}"' in document
+        assert f'data-finding-id="{run["watch"]["finding_id"]}"' in document
     assert inventory(cloud) == {}
 
 

@@ -33,9 +33,9 @@ def nothing_left(cloud: Any) -> None:
 
 def test_every_scenario_side_by_side_passes_with_one_report(fresh_cloud: Any, tmp_path: Path):
     cloud = fresh_cloud
-    junit = tmp_path / "runs.xml"
+    junit, page = tmp_path / "runs.xml", tmp_path / "incident.html"
     done = cloud.run("run", "--all", "--parallel", "4", "--json", "--junit", str(junit),
-                     timeout=300)
+                     "--report", str(page), timeout=300)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["passed"] is True and report["not_run"] == []
@@ -52,6 +52,12 @@ def test_every_scenario_side_by_side_passes_with_one_report(fresh_cloud: Any, tm
     ended = [i for i, line in enumerate(lines) if re.search(r" PASSED \(exit 0\)", line)]
     assert len(started) == len(NAMES) and max(started) < min(ended)
     assert f"{len(NAMES)}/{len(NAMES)} scenarios passed" in done.stderr
+    # One report from every run's evidence, gathered in its own process before teardown.
+    document = page.read_text()
+    assert document.count('<section class="lab"') == len(NAMES)
+    for run in report["scenarios"]:
+        assert f'data-lab="{run["lab"]}"' in document
+        assert f'data-finding-id="{run["watch"]["finding_id"]}"' in document
     nothing_left(cloud)
 
 

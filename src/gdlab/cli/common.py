@@ -207,6 +207,16 @@ def print_json(data: Any) -> None:
     sys.stdout.flush()
 
 
+def writable(path: Any, what: str) -> None:
+    """An output file that cannot be written is bad input, found before anything is made."""
+    from gdlab.errors import UsageError
+
+    if path is None:
+        return
+    if path.is_dir() or not path.parent.is_dir():
+        raise UsageError(f"cannot write {what} to {path}", "give a file in a folder that exists")
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
     from rich.markup import escape
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from gdlab.cli.common import err_console, obj
+from gdlab.cli.common import err_console, obj, writable
 from gdlab.errors import GdlabError, LabCloudGone
 
 
@@ -40,9 +41,9 @@ def report(
     Example: gdlab report --lab gd-1a2b3c -o incident.html
     """
     from gdlab.lab import evidence
-    from gdlab.render.report import html
     from gdlab.scenario import load
 
+    writable(output, "the report")
     app = obj(ctx)
     state = app.store.resolve(lab)
     scenario = load(state.scenario)
@@ -63,16 +64,23 @@ def report(
                 "setting-up", "ready") else None
             found = evidence.gather(lab_ctx, verdict=verdict)
     path = output if output is not None else Path(f"gdlab-report-{state.lab}.html")
-    try:
-        path.write_text(html([found]), encoding="utf-8")
-        path.chmod(0o644)
-    except OSError as exc:
-        raise ReportWriteError(f"cannot write the report to {path}: "
-                               f"{(exc.strerror or str(exc)).lower()}") from None
+    write(path, [found])
     typer.echo(f"wrote {path}")
     if found.notes:
         for note in found.notes:
             err_console().print(f"[dim]note: {note}[/dim]")
+
+
+def write(path: Path, evidences: list[Any], title: str | None = None) -> None:
+    """The report of these labs' evidence, as one HTML file at `path`."""
+    from gdlab.render.report import html
+
+    try:
+        path.write_text(html(evidences, title), encoding="utf-8")
+        path.chmod(0o644)  # a report holds no secret: it is meant to be shared
+    except OSError as exc:
+        raise ReportWriteError(f"cannot write the report to {path}: "
+                               f"{(exc.strerror or str(exc)).lower()}") from None
 
 
 def checks_of(app, lab_ctx):  # type: ignore[no-untyped-def]

@@ -14,7 +14,14 @@ import typer
 from rich.markup import escape
 
 from gdlab.cli import signals
-from gdlab.cli.common import console, err_console, interrupt_explained, obj, print_json
+from gdlab.cli.common import (
+    console,
+    err_console,
+    interrupt_explained,
+    obj,
+    print_json,
+    writable,
+)
 from gdlab.errors import UsageError
 from gdlab.lab.run import Declined, RunEvents, RunReport
 
@@ -53,6 +60,13 @@ def run(
     json_out: bool = typer.Option(False, "--json", help="Print the run's report as JSON."),
     junit: Path = typer.Option(None, "--junit",
                                help="Also write JUnit XML: one test suite per scenario run."),
+    report_file: Path = typer.Option(
+        None, "--report",
+        help="Also write the incident as one HTML file (gathered before teardown; with "
+             "--all, a section per scenario)."),
+    evidence_json: Path = typer.Option(None, "--evidence-json", hidden=True,
+                                       help="Write the report's evidence as JSON "
+                                            "(run --all --parallel reads it)."),
 ) -> None:
     """Run the whole incident: setup -> trigger -> watch -> verify -> teardown, then one
     summary (timeline, e-mails, verify table). Teardown runs even when a step fails, and
@@ -63,6 +77,7 @@ def run(
     Example: gdlab run            (local cloud, no AWS account needed)
     Example: gdlab run --all --junit runs.xml
     Example: gdlab run --all --parallel 4
+    Example: gdlab run --report incident.html
     Example: gdlab run --target aws --region us-east-1 --yes --json
     """
     from gdlab.cli.detect import parse_duration
@@ -83,15 +98,17 @@ def run(
         validate_lab_id(lab)
     validate_email(email)
     load(scenario or DEFAULT_SCENARIO)
-    _writable(junit)
+    writable(junit, "JUnit XML")
+    writable(report_file, "the report")
     app = obj(ctx)
     if every:
         names = [s.name for s in list_scenarios()]
         if parallel > 1:
             return _side_by_side(app, names, parallel, yes=yes, json_out=json_out, junit=junit,
-                                 email=email, keep=keep, timeout=seconds)
-        return _run_all(app, names, email=email, keep=keep,
-                        timeout=seconds, yes=yes, json_out=json_out, junit=junit)
+                                 report_file=report_file, email=email, keep=keep,
+                                 timeout=seconds)
+        return _run_all(app, names, email=email, keep=keep, timeout=seconds, yes=yes,
+                        json_out=json_out, junit=junit, report_file=report_file)
     scenario = scenario or DEFAULT_SCENARIO
     # On the local target the background local cloud serves the run, as it serves every
     # command (started if needed): its moto backends stay warm from one run to the next.
@@ -103,9 +120,12 @@ def run(
         report = core.run(
             app.cloud, app.store, scenario, lab=lab, email=email, keep=keep, timeout=seconds,
             sig=sig, events=view, mails=_local_mails,
+            evidence=report_file is not None or evidence_json is not None,
         )
         _summary(report, view.out, json_out)
         _write_junit(junit, [(scenario, report)])
+        _write_report(report_file, _evidences([report]), view.out)
+        _write_evidence(evidence_json, report)
         if json_out:
             print_json(report.to_dict())
     if sig.interrupted:
@@ -115,12 +135,32 @@ def run(
         raise typer.Exit(1)
 
 
-def _writable(path: Path | None) -> None:
-    """A --junit file that cannot be written is bad input, found before anything is made."""
+def _write_report(path: Path | None, evidences: list[Any], out: Any) -> None:
+    """The incident report of these runs' evidence, one section each (a failed write is one
+    line: the run itself is over)."""
     if path is None:
         return
-    if path.is_dir() or not path.parent.is_dir():
-        raise UsageError(f"cannot write JUnit XML to {path}", "give a file in a folder that exists")
+    from gdlab.cli.report import ReportWriteError, write
+
+    try:
+        write(path, evidences)
+    except ReportWriteError as exc:
+        err_console().print(f"[red]{escape(str(exc))}[/red]")
+    else:
+        out.print(f"report: {escape(str(path))}")
+
+
+def _evidences(runs: list[RunReport]) -> list[Any]:
+    return [r.evidence for r in runs if r.evidence is not None]
+
+
+def _write_evidence(path: Path | None, report: RunReport) -> None:
+    """For `run --all --parallel`: this run's evidence, for the parent's one report."""
+    if path is None or report.evidence is None:
+        return
+    import json
+
+    path.write_text(json.dumps(report.evidence.to_dict(), default=str))
 
 
 def _write_junit(path: Path | None, runs: list[tuple[str, RunReport]]) -> None:
@@ -135,7 +175,7 @@ def _write_junit(path: Path | None, runs: list[tuple[str, RunReport]]) -> None:
 
 
 def _run_all(app: Any, names: list[str], *, yes: bool, json_out: bool, junit: Path | None,
-             **options: Any) -> None:
+             report_file: Path | None, **options: Any) -> None:
     """`gdlab run --all`: each scenario's run and summary as `gdlab run` shows them, then one
     table of them all; exit 0 only when every scenario passed."""
     from gdlab.lab import run as core
@@ -151,12 +191,13 @@ def _run_all(app: Any, names: list[str], *, yes: bool, json_out: bool, junit: Pa
             return views[name]
 
         found = core.run_all(app.cloud, app.store, names, events_for=events_for, sig=sig,
-                             mails=_local_mails, **options)
+                             mails=_local_mails, evidence=report_file is not None, **options)
         for name, report in found.runs:
             if not json_out:
                 _summary(report, views[name].out, json_out)
         _write_junit(junit, found.runs)
         out = err_console() if json_out else console()
+        _write_report(report_file, _evidences([r for _n, r in found.runs]), out)
         out.print(all_runs_table(found.to_dict()))
         line = (f"gdlab run --all {'PASSED' if found.passed else 'FAILED'}: "
                 f"{sum(r.passed for _n, r in found.runs)}/{len(names)} scenarios passed in "
@@ -172,7 +213,7 @@ def _run_all(app: Any, names: list[str], *, yes: bool, json_out: bool, junit: Pa
 
 
 def _side_by_side(app: Any, names: list[str], parallel: int, *, yes: bool, json_out: bool,
-                  junit: Path | None, **options: Any) -> None:
+                  junit: Path | None, report_file: Path | None, **options: Any) -> None:
     """`gdlab run --all --parallel N`: the runs as processes of their own (see
     cli/run_side_by_side.py), then the same table, JSON and JUnit as one after another."""
     from gdlab.cli import run_side_by_side
@@ -192,14 +233,18 @@ def _side_by_side(app: Any, names: list[str], parallel: int, *, yes: bool, json_
               + (f" ({free} Elastic IPs free; they need {sum(needs.values())})"
                  if free is not None else ""))
     with signals.handling(None, keep=options["keep"], teardown_only=False) as sig:
-        found, junits = run_side_by_side.run(app, names, needs, free, parallel, sig,
-                                             out.print, options)
+        found, junits, evidences = run_side_by_side.run(
+            app, names, needs, free, parallel, sig, out.print, options,
+            evidence=report_file is not None)
         if junit is not None:
             try:
                 junit.write_text(merged_junit_xml(junits))
             except OSError as exc:
                 err_console().print(f"[red]could not write {escape(str(junit))}: "
                                     f"{exc.strerror}[/red]")
+        from gdlab.lab.evidence import from_dict
+
+        _write_report(report_file, [from_dict(d) for d in evidences], out)
         out.print(all_runs_table(found))
         passed = sum(bool(r.get("passed")) for r in found["scenarios"])
         line = (f"gdlab run --all {'PASSED' if found['passed'] else 'FAILED'}: "

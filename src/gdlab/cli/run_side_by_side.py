@@ -31,12 +31,14 @@ class Child:
     eips: int
     proc: subprocess.Popen[str] | None = None
     junit: Path | None = None
+    evidence: Path | None = None  # its report's evidence (JSON), with run --report
     report: dict[str, Any] | None = None
     stdout: str = ""
     lines: list[str] = field(default_factory=list)
 
 
-def child_command(app: Any, scenario: str, junit: Path, options: dict[str, Any]) -> list[str]:
+def child_command(app: Any, scenario: str, junit: Path, options: dict[str, Any],
+                  evidence: Path | None = None) -> list[str]:
     """`gdlab run` for one scenario with this command's global options."""
     command = [sys.executable, "-m", "gdlab"]
     for flag, value in (("--target", app.target), ("--region", app.region),
@@ -52,14 +54,17 @@ def child_command(app: Any, scenario: str, junit: Path, options: dict[str, Any])
         command.append("--keep")
     if options.get("timeout") is not None:
         command += ["--timeout", f"{options['timeout']:g}s"]
+    if evidence is not None:
+        command += ["--evidence-json", str(evidence)]
     return command
 
 
 def run(app: Any, names: list[str], needs: dict[str, int], free: int | None, parallel: int,
-        sig: Any, say: Any, options: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        sig: Any, say: Any, options: dict[str, Any], evidence: bool = False,
+        ) -> tuple[dict[str, Any], list[str], list[dict[str, Any]]]:
     """Start runs while the Elastic IPs and `parallel` allow, one more as each ends; after
-    the first signal none is started. Returns the `run --all --json` object and each run's
-    JUnit document (in scenario order)."""
+    the first signal none is started. Returns the `run --all --json` object, each run's
+    JUnit document and, with `evidence`, each run's report evidence (in scenario order)."""
     started_at = time.monotonic()
     waiting = [Child(name, needs[name]) for name in names]
     running: list[Child] = []
@@ -74,6 +79,8 @@ def run(app: Any, names: list[str], needs: dict[str, int], free: int | None, par
                 waiting.remove(nxt)
                 budget = None if budget is None else budget - nxt.eips
                 nxt.junit = Path(folder) / f"{nxt.scenario}.xml"
+                if evidence:
+                    nxt.evidence = Path(folder) / f"{nxt.scenario}.json"
                 _start(app, nxt, options, say)
                 running.append(nxt)
             if not running:
@@ -98,6 +105,7 @@ def run(app: Any, names: list[str], needs: dict[str, int], free: int | None, par
         order = {name: index for index, name in enumerate(names)}
         done.sort(key=lambda c: order[c.scenario])
         junits = [c.junit.read_text() for c in done if c.junit and c.junit.exists()]
+        evidences = [_loaded(c.evidence) for c in done if c.evidence and c.evidence.exists()]
     runs = [{"scenario": c.scenario, **(c.report or _broken(c))} for c in done]
     found = {
         "passed": bool(runs) and not waiting and all(r.get("passed") for r in runs),
@@ -105,13 +113,21 @@ def run(app: Any, names: list[str], needs: dict[str, int], free: int | None, par
         "not_run": [c.scenario for c in waiting],
         "seconds": round(time.monotonic() - started_at, 3),
     }
-    return found, junits
+    return found, junits, [e for e in evidences if e is not None]
+
+
+def _loaded(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):  # a run killed while it wrote: no section for it
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def _start(app: Any, child: Child, options: dict[str, Any], say: Any) -> None:
     assert child.junit is not None
     child.proc = subprocess.Popen(
-        child_command(app, child.scenario, child.junit, options),
+        child_command(app, child.scenario, child.junit, options, child.evidence),
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "COLUMNS": os.environ.get("COLUMNS", "120")},
         start_new_session=True,  # a terminal's Ctrl-C reaches only us; we pass it on once

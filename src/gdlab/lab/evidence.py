@@ -6,7 +6,7 @@ no finding, a target without an outbox no e-mails."""
 from __future__ import annotations
 
 import contextlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +36,8 @@ class Evidence:
     asff: dict[str, Any] | None = None
     emails: list[dict[str, Any]] = field(default_factory=list)
     checks: list[dict[str, Any]] = field(default_factory=list)
+    # what the incident must show, and the checks that proved each (verify --json's)
+    properties: list[dict[str, Any]] = field(default_factory=list)
     forensic_rules: dict[str, list[dict[str, Any]]] | None = None
     enis: list[dict[str, Any]] = field(default_factory=list)
     teardown: list[dict[str, Any]] = field(default_factory=list)
@@ -44,6 +46,12 @@ class Evidence:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def from_dict(data: dict[str, Any]) -> Evidence:
+    """An Evidence back from to_dict's JSON (keys it does not know are left out)."""
+    known = {f.name for f in fields(Evidence)}
+    return Evidence(**{k: v for k, v in data.items() if k in known})
 
 
 def _seconds_between(start: str | None, end: str | None) -> float | None:
@@ -85,12 +93,19 @@ def hops_from_timeline(state: LabState) -> list[dict[str, Any]]:
     ]
 
 
-def hops_from_watch(watch: WatchResult) -> list[dict[str, Any]]:
-    return [
+def hops_from_watch(watch: WatchResult, state: LabState | None = None) -> list[dict[str, Any]]:
+    """The watch's hops, after the trigger itself (at 0 s) when the lab's timeline has it."""
+    hops = [
         {"name": h.label, "detail": h.detail, "seen_at": h.at,
          "seconds_since_trigger": None if h.elapsed is None else round(h.elapsed, 3)}
         for h in watch.hops
     ]
+    trigger = next((e for e in reversed(state.timeline) if e.phase == "triggered"),
+                   None) if state is not None else None
+    if trigger is not None:
+        hops.insert(0, {"name": "Triggered", "detail": trigger.message,
+                        "seen_at": trigger.time, "seconds_since_trigger": 0.0})
+    return hops
 
 
 def checks_of(verdict: Verdict) -> list[dict[str, Any]]:
@@ -140,9 +155,10 @@ def gather(
 
     evidence = from_state(ctx.state, ctx.scenario)
     if watch is not None:
-        evidence.hops = hops_from_watch(watch)
+        evidence.hops = hops_from_watch(watch, ctx.state)
     if verdict is not None:
         evidence.checks = checks_of(verdict)
+        evidence.properties = verdict.to_dict()["properties"]
     evidence.finding = _tried(evidence, "GuardDuty finding",
                               lambda: observe.guardduty_finding(ctx))
     if evidence.finding:

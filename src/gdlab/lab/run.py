@@ -20,6 +20,7 @@ from gdlab.errors import Interrupted, describe
 
 if TYPE_CHECKING:  # the CLI imports this module: boto3 and the lab core load when a run starts
     from gdlab.cloud import Cloud
+    from gdlab.lab.evidence import Evidence
     from gdlab.lab.flows import Waiting
     from gdlab.lab.lifecycle import StepEvent
     from gdlab.lab.state import LabState, LabStore
@@ -153,6 +154,7 @@ class RunReport:
     verify: Verdict | None = None
     emails: Mails | None = None
     topic_arn: str = ""  # where the e-mails went (the topic is gone after teardown)
+    evidence: Evidence | None = None  # for an incident report, gathered before teardown
     seconds: float = 0.0
     api_calls: int = 0
     interrupted: str | None = None
@@ -246,11 +248,14 @@ def run(
     sig: Interrupts | None = None,
     events: RunEvents | None = None,
     mails: Callable[[Cloud, LabState], Mails | None] | None = None,
+    evidence: bool = False,
 ) -> RunReport:
     """Set up, trigger, watch, verify, then tear down (always, unless `keep`). `cloud` is
     called inside the setup step, so a cloud that cannot be reached is that step's failure;
-    `mails` reads the lab's e-mails before the teardown (None: none are collected). Inputs
-    are validated by the caller. Once `sig.stop` is set no further phase starts."""
+    `mails` reads the lab's e-mails before the teardown (None: none are collected);
+    `evidence`: gather an incident report's evidence before the teardown, and what the
+    teardown removed after it (report.evidence). Inputs are validated by the caller. Once
+    `sig.stop` is set no further phase starts."""
     sig = sig or NoSignals()
     events = events or RunEvents()
     started = time.monotonic()
@@ -277,7 +282,7 @@ def run(
         _detect(walk, lab_ctx, timeout)
     finally:
         # Teardown runs whatever happened before it, signals included: nothing billable stays.
-        _close(walk, the_cloud, store, lab_ctx, mails)
+        _close(walk, the_cloud, store, lab_ctx, mails, evidence)
     report.seconds = _since(started)
     report.api_calls = the_cloud.api_call_count - counted["before"]
     report.interrupted = sig.interrupted
@@ -408,9 +413,10 @@ def _detect(walk: _Run, lab_ctx: LabContext | None, timeout: float | None) -> No
 
 
 def _close(walk: _Run, cloud: Cloud, store: LabStore, lab_ctx: LabContext | None,
-           mails: Callable[[Cloud, LabState], Mails | None] | None) -> None:
-    """Collect the e-mails, then tear the lab down unless `keep`. A first signal during the
-    teardown lets it finish; the next one (`sig.cancel`) stops it between groups."""
+           mails: Callable[[Cloud, LabState], Mails | None] | None, evidence: bool) -> None:
+    """Collect the e-mails (and a report's evidence), then tear the lab down unless
+    `keep`. A first signal during the teardown lets it finish; the next one (`sig.cancel`)
+    stops it between groups."""
     from gdlab.lab import lifecycle
     from gdlab.scenario import load
 
@@ -420,16 +426,58 @@ def _close(walk: _Run, cloud: Cloud, store: LabStore, lab_ctx: LabContext | None
         report.emails = mails(cloud, state)
         topic = state.live("sns-topic")
         report.topic_arn = topic.id if topic and topic.id else ""
-    if state is None or report.keep:
+    if state is None:
         return
-    td_ctx = lab_ctx or lifecycle.context(cloud, state, load(state.scenario))
+    ctx = lab_ctx or lifecycle.context(cloud, state, load(state.scenario))
+    if evidence:
+        report.evidence = _evidence(ctx, report, interrupted=sig.stop.is_set())
+    if report.keep:
+        return
+    progress = walk.events.progress
+    if report.evidence is not None:
+        progress = _recording(progress, report.evidence.teardown)
     sig.tearing_down()
     try:
         walk.step(
             "teardown",
-            lambda: lifecycle.teardown(
-                td_ctx, store=store, progress=walk.events.progress, cancel=sig.cancel
-            ),
+            lambda: lifecycle.teardown(ctx, store=store, progress=progress, cancel=sig.cancel),
         )
     finally:
         sig.done()
+        if report.evidence is not None:
+            report.evidence.phase = state.phase
+
+
+def _evidence(ctx: LabContext, report: RunReport, interrupted: bool) -> Evidence:
+    """What the report shows, read while the lab exists. After a signal the cloud is not
+    asked (the teardown should start at once): the report holds what the run already knew."""
+    from gdlab.lab import evidence
+
+    said = "the run was interrupted: the cloud was not read again for this report"
+    if not interrupted:
+        try:
+            return evidence.gather(ctx, watch=report.watch, verdict=report.verify,
+                                   emails=report.emails)
+        except Exception as exc:  # noqa: BLE001 - the teardown must still run
+            said = f"the cloud could not be read for this report: {describe(exc)[0]}"
+    found = evidence.from_state(ctx.state, ctx.scenario)
+    if report.watch is not None:
+        found.hops = evidence.hops_from_watch(report.watch, ctx.state)
+    if report.verify is not None:
+        found.checks = evidence.checks_of(report.verify)
+        found.properties = report.verify.to_dict()["properties"]
+    found.emails = [dict(m) for m in report.emails or []]
+    found.notes.append(said)
+    return found
+
+
+def _recording(progress: Callable[[StepEvent], None],
+               into: list[dict[str, Any]]) -> Callable[[StepEvent], None]:
+    """`progress`, and each step's outcome kept for the report's teardown table."""
+
+    def record(event: StepEvent) -> None:
+        into.append({"key": event.key, "label": event.label, "status": event.status,
+                     "id": event.id})
+        progress(event)
+
+    return record

@@ -52,11 +52,15 @@ svg .node text.title{font:600 13px sans-serif}svg .node text.rid{font:11px monos
  fill:#545b64}
 svg .edge line{stroke:#232f3e;stroke-width:1.6}
 svg .edge circle{fill:#ff9900}svg .edge text{font:700 12px sans-serif;fill:#fff}
-svg .edge text.what{fill:#232f3e;font-weight:400;font-size:11px}
+ol.path{margin:4px 0 0;padding-left:28px;color:#232f3e}ol.path li::marker{color:#ff9900;
+ font-weight:700}
+svg.timeline line.axis{stroke:#879596}svg.timeline text.tick{fill:#545b64;font-size:11px}
 svg.timeline text{font:12px sans-serif}svg.timeline rect.bar{fill:#ff9900}
 svg.timeline rect.unseen{fill:#d5dbdb}
 p.none{color:#545b64;font-style:italic}
 ul.notes{color:#b7740f}
+ul.properties li{font-weight:400}ul.properties li.pass::marker{content:"✔ "}
+ul.properties li.fail::marker{content:"✘ "}
 """
 
 
@@ -93,7 +97,7 @@ def section(ev: Evidence) -> str:
         "<h3>The finding in GuardDuty</h3>", finding_view(ev.finding),
         "<h3>The finding in Security Hub (ASFF)</h3>", asff_view(ev.asff),
         "<h3>E-mails</h3>", emails_view(ev.emails),
-        "<h3>Verify</h3>", checks_view(ev.checks),
+        "<h3>Verify</h3>", checks_view(ev.checks, ev.properties),
     ]
     if ev.forensic_rules is not None or ev.enis:
         parts += ["<h3>Isolation</h3>", forensic_view(ev.forensic_rules), enis_view(ev.enis)]
@@ -126,7 +130,7 @@ SUBJECT_TITLES = {"data-bucket": "Data bucket", "access-key": "Leaked access key
                   "iam-user": "IAM user"}
 
 
-def _short(text: str, limit: int = 30) -> str:
+def _short(text: str, limit: int = 28) -> str:
     return text if len(text) <= limit else text[: limit - 12] + "…" + text[-11:]
 
 
@@ -163,16 +167,41 @@ def _edge(a: dict[str, Any], b: dict[str, Any], number: int, what: str) -> str:
     x2, y2 = _edge_point(b, -dx, -dy)
     mx, my = (x1 + x2) / 2, (y1 + y2) / 2
     return (
-        f'<g class="edge" data-step="{number}"><line x1="{x1:.1f}" y1="{y1:.1f}" '
-        f'x2="{x2:.1f}" y2="{y2:.1f}" marker-end="url(#arrow)"/>'
-        f'<circle cx="{mx:.1f}" cy="{my:.1f}" r="10"/>'
-        f'<text x="{mx:.1f}" y="{my + 4:.1f}" text-anchor="middle">{number}</text>'
-        f'<text class="what" x="{mx + 14:.1f}" y="{my - 8:.1f}">{e(what)}</text></g>'
+        f'<g class="edge" data-step="{number}"><title>{number}. {e(what)}</title>'
+        f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" '
+        f'marker-end="url(#arrow)"/><circle cx="{mx:.1f}" cy="{my:.1f}" r="10"/>'
+        f'<text x="{mx:.1f}" y="{my + 4:.1f}" text-anchor="middle">{number}</text></g>'
     )
 
 
+# The incident's path as the workshop's diagram numbers it: (step, from, to, what).
+EC2_PATH = [
+    (1, "compromised", "malicious", "the compromised instance pings the malicious "
+                                    "instance's Elastic IP"),
+    (2, "threat-list", "detector", "GuardDuty sees the IP on the threat list and raises a "
+                                   "finding"),
+    (3, "detector", "hub", "the finding goes to Security Hub (ASFF)"),
+    (4, "detector", "rule", "EventBridge delivers it; the lab's rule matches"),
+    (5, "rule", "topic", "the rule sends a short e-mail through SNS"),
+    (5, "rule", "lambda", "and invokes the Lambda responder"),
+    (6, "lambda", "forensic", "the responder isolates the instance into the forensic group "
+                              "and e-mails what it did"),
+]
+API_PATH = [
+    (1, "malicious", "subject", "the malicious instance, on the threat list, calls AWS "
+                                "with what it stole"),
+    (2, "threat-list", "detector", "GuardDuty reads the calls and raises a finding"),
+    (3, "detector", "hub", "the finding goes to Security Hub (ASFF)"),
+    (4, "detector", "rule", "EventBridge delivers it; the lab's rule matches"),
+    (5, "rule", "topic", "the rule sends a short e-mail through SNS"),
+    (5, "rule", "lambda", "and invokes the Lambda responder"),
+    (6, "lambda", "subject", "the responder shuts the attacker out and e-mails what it did"),
+]
+
+
 def architecture(ev: Evidence) -> str:
-    """The lab's resources as boxes with their ids, and the incident's path numbered 1..6."""
+    """The lab's resources as boxes with their ids, the incident's path numbered 1..6, and
+    the numbers' legend."""
     nodes = _nodes(ev)
     if not nodes:
         return '<p class="none">No resources recorded.</p>'
@@ -186,26 +215,16 @@ def architecture(ev: Evidence) -> str:
             f'<rect x="{n["x"]}" y="{n["y"]}" width="{W}" height="{H}" rx="6"/>'
             f'<text class="title" x="{n["x"] + 8}" y="{n["y"] + 20}">{e(n["title"])}</text>'
             f"{lines}</g>")
-    edges = []
     ec2 = "compromised" in nodes and "forensic" in nodes
-
-    def link(a: str, b: str, number: int, what: str) -> None:
-        if a in nodes and b in nodes:
-            edges.append(_edge(nodes[a], nodes[b], number, what))
-
-    if ec2:
-        link("compromised", "malicious", 1, "ping")
-    else:
-        link("malicious", "subject" if "subject" in nodes else "compromised", 1, "attack")
-    link("threat-list", "detector", 2, "finding")
-    link("detector", "hub", 3, "Security Hub")
-    link("detector", "rule", 4, "rule matches")
-    link("rule", "topic", 5, "e-mail")
-    link("rule", "lambda", 5, "invoke")
-    if ec2:
-        link("lambda", "forensic", 6, "isolation")
-    elif "subject" in nodes:
-        link("lambda", "subject", 6, "response")
+    # What the attack acts on: the bucket or key when the scenario has one, else the
+    # instance whose credentials were taken.
+    ends = {**nodes, "subject": nodes.get("subject") or nodes.get("compromised")}
+    edges, steps = [], {}
+    for number, a, b, what in EC2_PATH if ec2 else API_PATH:
+        if ends.get(a) and ends.get(b):
+            edges.append(_edge(ends[a], ends[b], number, what))
+            steps[number] = f"{steps[number]} {what}" if number in steps else what
+    legend = [f'<li value="{n}">{e(what)}</li>' for n, what in steps.items()]
     height = max(n["y"] for n in nodes.values()) + H + 20
     return (
         f'<svg class="architecture" role="img" '
@@ -215,11 +234,21 @@ def architecture(ev: Evidence) -> str:
         'markerHeight="7" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z" '
         'fill="#232f3e"/></marker></defs>'
         + "".join(boxes) + "".join(edges) + "</svg>"
+        + (f'<ol class="path">{"".join(legend)}</ol>' if legend else "")
     )
 
 
 # --- timeline -------------------------------------------------------------------------
+def _tick_step(longest: float) -> float:
+    """A round step that gives the axis 2 to 6 ticks."""
+    for step in (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800):
+        if longest / step <= 5:
+            return step
+    return longest / 5
+
+
 def timeline(hops: list[dict[str, Any]]) -> str:
+    """Each hop as a bar from the trigger to when it was seen, on one axis of seconds."""
     if not hops:
         return '<p class="none">No hops recorded.</p>'
     seconds = [h.get("seconds_since_trigger") for h in hops]
@@ -237,8 +266,8 @@ def timeline(hops: list[dict[str, Any]]) -> str:
         if isinstance(s, (int, float)) and s >= 0:
             width = max(2.0, bar_w * s / longest)
             rows.append(
-                f'<g class="hop">{name}<rect class="bar" x="{label_w}" y="{y}" '
-                f'width="{width:.1f}" height="18" rx="2">{tip}</rect>'
+                f'<g class="hop" data-seconds="{s}">{name}<rect class="bar" x="{label_w}" '
+                f'y="{y}" width="{width:.1f}" height="18" rx="2">{tip}</rect>'
                 f'<text x="{label_w + width + 6:.1f}" y="{y + 14}">+{s:.2f} s · '
                 f"{e(clock)}</text></g>")
         else:
@@ -246,9 +275,21 @@ def timeline(hops: list[dict[str, Any]]) -> str:
                 f'<g class="hop">{name}<rect class="unseen" x="{label_w}" y="{y}" width="4" '
                 f'height="18">{tip}</rect><text x="{label_w + 10}" y="{y + 14}">'
                 f'{e(clock) or "not seen"}</text></g>')
-    height = 20 + len(hops) * row
-    return (f'<svg class="timeline" viewBox="0 0 960 '
-            f'{height}" width="960" height="{height}">' + "".join(rows) + "</svg>")
+    axis_y = 14 + len(hops) * row
+    step = _tick_step(longest)
+    ticks = [f'<line class="axis" x1="{label_w}" y1="{axis_y}" x2="{label_w + bar_w}" '
+             f'y2="{axis_y}"/>']
+    n = 0
+    while n * step <= longest + 1e-9:
+        x = label_w + bar_w * n * step / longest
+        ticks.append(f'<line class="axis" x1="{x:.1f}" y1="{axis_y}" x2="{x:.1f}" '
+                     f'y2="{axis_y + 5}"/><text class="tick" x="{x:.1f}" y="{axis_y + 18}" '
+                     f'text-anchor="middle">{n * step:g} s</text>')
+        n += 1
+    height = axis_y + 26
+    return (f'<svg class="timeline" role="img" viewBox="0 0 960 {height}" width="960" '
+            f'height="{height}"><title>Seconds from the trigger to each hop</title>'
+            + "".join(rows) + "".join(ticks) + "</svg>")
 
 
 # --- the finding ----------------------------------------------------------------------
@@ -347,7 +388,9 @@ def emails_view(emails: list[dict[str, Any]]) -> str:
     return '<div class="emails">' + "".join(cards) + "</div>"
 
 
-def checks_view(checks: list[dict[str, Any]]) -> str:
+def checks_view(checks: list[dict[str, Any]], properties: list[dict[str, Any]]) -> str:
+    """The verify table, its one line as `gdlab verify` prints it, and each property with
+    the checks that proved it."""
     if not checks:
         return '<p class="none">Not verified.</p>'
     rows = []
@@ -360,9 +403,21 @@ def checks_view(checks: list[dict[str, Any]]) -> str:
             f'</td><td class="{css}">{e(status.upper())}</td><td>{e(c.get("evidence"))}</td>'
             "</tr>")
     passed = sum(1 for c in checks if c.get("passed"))
+    inconclusive = sum(1 for c in checks if c.get("status") == "inconclusive")
+    line = f"{passed}/{len(checks)} checks passed"
+    if inconclusive:
+        line += f", {inconclusive} inconclusive"
+    if properties:
+        proven = sum(1 for p in properties if p.get("proven"))
+        line += f"; {proven}/{len(properties)} properties proven"
+    items = "".join(
+        f'<li class="{"pass" if p.get("proven") else "fail"}" data-property="{e(p.get("name"))}">'
+        f'{e(p.get("name"))}: '
+        f'{e(", ".join(p.get("proven_by") or []) or "not proven")}</li>' for p in properties)
     return ("<table class=\"checks\"><thead><tr><th>check</th><th>result</th><th>evidence"
             "</th></tr></thead><tbody>" + "".join(rows)
-            + f"</tbody></table><p>{passed}/{len(checks)} checks passed</p>")
+            + f'</tbody></table><p class="verdict">{e(line)}</p>'
+            + (f'<ul class="properties">{items}</ul>' if items else ""))
 
 
 def _rule(rule: dict[str, Any]) -> str:
