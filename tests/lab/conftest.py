@@ -45,6 +45,28 @@ def new_lab(cloud, store, scenario):
     return make
 
 
+def every_finding_answered(cloud: Cloud, function: str, at_least: int) -> None:
+    """Waits until GuardDuty holds at_least findings and the responder's log has a result for
+    each: EventBridge invokes the Lambda asynchronously, so a run may still be under way after
+    watch saw the first answer, and would undo what a test does next."""
+    import time
+
+    from gdlab.lab.responder import RESULT_LOG_PREFIX, parse_result
+
+    guardduty, logs = cloud.client("guardduty"), cloud.client("logs")
+    detector = guardduty.list_detectors()["DetectorIds"][0]
+    deadline = time.monotonic() + 60
+    while True:
+        findings = set(guardduty.list_findings(DetectorId=detector)["FindingIds"])
+        lines = logs.filter_log_events(logGroupName=f"/aws/lambda/{function}",
+                                       filterPattern=f'"{RESULT_LOG_PREFIX}"')["events"]
+        answered = {(parse_result(e["message"]) or {}).get("finding_id") for e in lines}
+        if len(findings) >= at_least and findings <= answered:
+            return
+        assert time.monotonic() < deadline, f"findings {findings}, answered {answered}"
+        time.sleep(0.2)
+
+
 def inventory(cloud: Cloud, lab: str | None = None) -> dict[str, list[str]]:
     """Every resource gdlab could have made, enumerated service by service. With `lab`,
     only what carries that lab's tag or name; always excluding AWS's defaults."""

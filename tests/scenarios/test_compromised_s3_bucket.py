@@ -11,7 +11,7 @@ from typing import Any
 
 import boto3
 import pytest
-from lab.conftest import inventory
+from lab.conftest import every_finding_answered, inventory
 from parliament import analyze_policy_string
 
 from gdlab.lab.responder_policies import restore_bucket_policy
@@ -49,9 +49,13 @@ def test_verify_fails_protections_turned_off_again(gdlab, cloud):
         assert code == 0, err
     data = next(r["id"] for r in state["resources"] if r["key"] == "data-bucket")
     rule = next(r["id"] for r in state["resources"] if r["key"] == "rule")
+    function = next(r["id"] for r in state["resources"] if r["key"] == "function")
     # With the rule on, turning them off again raises new findings and the responder answers
-    # them at once: the automation works. Off, nothing repairs the bucket.
+    # them at once: the automation works. Off, nothing repairs the bucket. Watch returns once
+    # the bucket is restored, which one finding's run can do: the other finding's run is
+    # asynchronous (as on AWS) and would repair the bucket again, so wait for it first.
     cloud.client("events").disable_rule(Name=rule)
+    every_finding_answered(cloud, function, at_least=2)
     s3 = cloud.client("s3")
     s3.delete_public_access_block(Bucket=data)
     s3.put_bucket_logging(Bucket=data, BucketLoggingStatus={})
