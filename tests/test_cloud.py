@@ -255,3 +255,29 @@ def test_aws_endpoint_url_from_the_environment_is_checked_too(run_cli, monkeypat
     monkeypatch.setenv("AWS_ENDPOINT_URL", "nope")
     code, _, err = run_cli("--target", "aws", "setup", "--yes")
     assert code == 2 and "invalid AWS_ENDPOINT_URL 'nope'" in one_line(err)
+
+
+def test_given_credentials_act_instead_of_the_home_ones(local_server):
+    """A cloud made with an assumed role's credentials (a class's member account) acts as that
+    role, on the local target as on AWS."""
+    import boto3
+
+    keys = local_server.credentials.boto3_kwargs()
+    org = boto3.client("organizations", region_name="us-east-1",
+                       endpoint_url=local_server.endpoint, **keys)
+    org.create_organization(FeatureSet="ALL")
+    member = org.create_account(Email="m@example.com", AccountName="m")[
+        "CreateAccountStatus"]["AccountId"]
+    issued = boto3.client("sts", region_name="us-east-1", endpoint_url=local_server.endpoint,
+                          **keys).assume_role(
+        RoleArn=f"arn:aws:iam::{member}:role/OrganizationAccountAccessRole",
+        RoleSessionName="gdlab-class-c")["Credentials"]
+    cloud = Cloud(CloudSettings(
+        target="local", region="eu-west-1", endpoint_url=local_server.endpoint,
+        local_cloud_id=local_server.cloud_id, credentials={
+            "aws_access_key_id": issued["AccessKeyId"],
+            "aws_secret_access_key": issued["SecretAccessKey"],
+            "aws_session_token": issued["SessionToken"]}))
+    assert cloud.account == member
+    assert cloud.client("sts").get_caller_identity()["Arn"].endswith("/gdlab-class-c")
+    assert cloud.client("ec2").meta.region_name == "eu-west-1"

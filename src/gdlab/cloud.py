@@ -57,6 +57,10 @@ class CloudSettings:
     # Target local: the local cloud's own key (whatever AWS_* says); None: read from
     # GDLAB_HOME when the first client is made.
     local_credentials: Any = None
+    # Temporary credentials this cloud acts with instead of the usual ones (a role assumed in
+    # another account: gdlab class): aws_access_key_id, aws_secret_access_key,
+    # aws_session_token, as boto3.Session takes them.
+    credentials: dict[str, str] | None = None
 
     @classmethod
     def from_env(cls, **given: Any) -> CloudSettings:
@@ -174,7 +178,14 @@ class Cloud:
 
             botocore_session = _botocore_session()
 
-            if self.is_local:
+            if self.settings.credentials is not None:
+                self._session = boto3.Session(
+                    region_name=self.settings.region
+                    or (LOCAL_DEFAULT_REGION if self.is_local else None),
+                    botocore_session=botocore_session,
+                    **self.settings.credentials,
+                )
+            elif self.is_local:
                 if self.settings.local_credentials is None:
                     self.settings.local_credentials = _home_credentials()
                 self._session = boto3.Session(

@@ -12,6 +12,7 @@ MODULES = [
     "gdlab.local.securityhub",
     "gdlab.local.ec2",
     "gdlab.local.iam",
+    "gdlab.local.organizations",  # after iam: the roles it makes attach AWS policies
     "gdlab.local.outbox",
     "gdlab.local.lambda_runner",
     "gdlab.local.delivery",

@@ -7,8 +7,9 @@ import json
 from functools import cache
 from typing import Any
 
-# The AWS-managed policies gdlab attaches to lab roles.
-NEEDED = ("AmazonSSMManagedInstanceCore", "AWSDenyAll")
+# The AWS-managed policies gdlab attaches to lab roles (AdministratorAccess: the role
+# Organizations makes in the accounts it creates, local/organizations.py).
+NEEDED = ("AmazonSSMManagedInstanceCore", "AWSDenyAll", "AdministratorAccess")
 
 
 @cache
