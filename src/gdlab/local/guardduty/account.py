@@ -1,9 +1,8 @@
-"""What a standalone account's detector answers about its account: members, administrator,
-publishing destinations, usage and coverage. Mixed into the GuardDuty backend.
+"""What an account's detector answers about its account: publishing destinations, usage
+and coverage. Mixed into the GuardDuty backend (members and administrator: organization.py).
 
-gdlab's local cloud is one account in no organization, with no member invitations, no
-publishing destination API and no GuardDuty security agent; each answer below is the one
-AWS gives such an account."""
+The local cloud has no publishing destination API and no GuardDuty security agent; each
+answer below is the one AWS gives such an account."""
 
 from __future__ import annotations
 
@@ -65,21 +64,6 @@ def enabled_plans(detector: Any) -> list[str]:
 
 class AccountMixin:
     """Standalone-account answers of the backend's detectors (moto's self.get_detector)."""
-
-    def list_members(self, detector_id: str, max_results: int | None = None,
-                     next_token: str | None = None) -> tuple[list[dict[str, Any]], str]:
-        # No CreateMembers/invitations and no organization: a standalone account has none.
-        self.get_detector(detector_id)
-        return paginate([], max_results, next_token, MAX_LIST_RESULTS)
-
-    def administrator_account(self, detector_id: str) -> dict[str, Any] | None:
-        """The administrator this account is a member of, or None. AWS: "When an individual
-        account (not associated with an organization) runs this API, it will return success
-        (HTTP 200) but no content" (API_GetAdministratorAccount), although the model marks
-        Administrator required."""
-        # moto names one only after EnableOrganizationAdminAccount was called.
-        found = self.get_administrator_account(detector_id)
-        return found.get("Administrator") or None
 
     def publishing_destinations(self, detector_id: str, max_results: int | None = None,
                                 next_token: str | None = None

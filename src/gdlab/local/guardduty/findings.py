@@ -201,6 +201,18 @@ class FindingsMixin:
             except Exception:  # noqa: BLE001 - a subscriber's failure must not fail the API
                 log.exception("on_new_finding hook %r failed", hook)
 
+    def visible_findings(self, detector_id: str) -> list[dict[str, Any]]:
+        """Copies of the findings the detector's account sees: its own and, for a GuardDuty
+        administrator, every associated member's of the region, each with its AccountId
+        (organization.py's member_detectors)."""
+        with self.lock:
+            found = [copy.deepcopy(f) for f in self._findings(detector_id).values()]
+        for peer, peer_detector in self.member_detectors(detector_id):
+            with peer.lock:
+                found.extend(copy.deepcopy(f)
+                             for f in peer.findings.get(peer_detector, {}).values())
+        return found
+
     def findings_for(self, detector_id: str) -> list[dict[str, Any]]:
         with self.lock:
             return [copy.deepcopy(f) for f in self._findings(detector_id).values()]
@@ -220,10 +232,9 @@ class FindingsMixin:
             start = int(next_token) if next_token else 0
         except ValueError:
             raise BadRequest("The request is rejected because the nextToken is invalid.") from None
-        with self.lock:
-            found = [f for f in self._findings(detector_id).values()
-                     if matches(f, (criteria or {}).get("Criterion") or {})]
-            ids = [f["Id"] for f in sort_findings(found, sort)]
+        found = [f for f in self.visible_findings(detector_id)
+                 if matches(f, (criteria or {}).get("Criterion") or {})]
+        ids = [f["Id"] for f in sort_findings(found, sort)]
         page = ids[start:start + max_results]
         token = str(start + max_results) if start + max_results < len(ids) else ""
         return page, token
@@ -233,14 +244,17 @@ class FindingsMixin:
         if len(finding_ids) > 50:
             raise BadRequest("The request is rejected because findingIds has more than 50 "
                              "items.")
-        with self.lock:
-            store = self._findings(detector_id)
-            found = [copy.deepcopy(store[i]) for i in finding_ids if i in store]
+        by_id = {f["Id"]: f for f in self.visible_findings(detector_id)}
+        found = [by_id[i] for i in finding_ids if i in by_id]
         return sort_findings(found, sort)
 
     def set_archived(self, detector_id: str, finding_ids: list[str], archived: bool) -> None:
         with self.lock:
-            store = self._findings(detector_id)
+            stores = [self._findings(detector_id)]
+        for peer, peer_detector in self.member_detectors(detector_id):
+            with peer.lock:
+                stores.append(peer.findings.get(peer_detector, {}))
+        for store in stores:
             for finding_id in finding_ids:
                 if finding_id in store:
                     store[finding_id].setdefault("Service", {})["Archived"] = archived

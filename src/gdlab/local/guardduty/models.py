@@ -22,6 +22,7 @@ from gdlab.local.guardduty.common import (
 )
 from gdlab.local.guardduty.findings import FindingsMixin
 from gdlab.local.guardduty.intel import IntelSet, parse_location
+from gdlab.local.guardduty.organization import OrganizationMixin
 from gdlab.local.guardduty.statistics import StatisticsMixin
 from gdlab.local.guardduty.triage import TriageMixin
 
@@ -128,8 +129,8 @@ class GdlabDetector(Detector):
         return body
 
 
-class GdlabGuardDutyBackend(FindingsMixin, StatisticsMixin, TriageMixin, AccountMixin,
-                            GuardDutyBackend):
+class GdlabGuardDutyBackend(FindingsMixin, StatisticsMixin, TriageMixin, OrganizationMixin,
+                            AccountMixin, GuardDutyBackend):
     """moto's GuardDuty plus what the lab uses. One instance per account and region."""
 
     on_new_finding = on_new_finding
@@ -143,6 +144,7 @@ class GdlabGuardDutyBackend(FindingsMixin, StatisticsMixin, TriageMixin, Account
         self.pending_updates: set[tuple[str, str]] = set()
         self.publish_timer: threading.Timer | None = None
         self.publish_timer_at = 0.0
+        self._org_state()
 
     def reset(self) -> None:
         self.stop_publishing()  # no update of forgotten findings goes out later
@@ -205,6 +207,7 @@ class GdlabGuardDutyBackend(FindingsMixin, StatisticsMixin, TriageMixin, Account
     # --- threat intel sets and IP sets -------------------------------------------------
     def create_set(self, kind: str, detector_id: str, name: str, fmt: str, location: str,
                    activate: bool, tags: dict[str, str] | None) -> IntelSet:
+        self.refuse_if_member(kind, "create")
         with self.lock:
             sets = self._sets(detector_id)
             if fmt not in FORMATS:
@@ -244,6 +247,7 @@ class GdlabGuardDutyBackend(FindingsMixin, StatisticsMixin, TriageMixin, Account
 
     def update_set(self, kind: str, detector_id: str, set_id: str, name: str | None,
                    location: str | None, activate: bool | None) -> None:
+        self.refuse_if_member(kind, "update")
         with self.lock:
             intel = self.get_set(kind, detector_id, set_id)
             if name:
@@ -263,6 +267,7 @@ class GdlabGuardDutyBackend(FindingsMixin, StatisticsMixin, TriageMixin, Account
                 intel.set_active(True)  # a new file is read through a fresh activation
 
     def delete_set(self, kind: str, detector_id: str, set_id: str) -> None:
+        self.refuse_if_member(kind, "delete")
         with self.lock:
             self.get_set(kind, detector_id, set_id)
             self._sets(detector_id).pop(set_id, None)
@@ -271,23 +276,32 @@ class GdlabGuardDutyBackend(FindingsMixin, StatisticsMixin, TriageMixin, Account
         return intel.status(self.account_id, self.partition)
 
     # --- what the analyzer reads --------------------------------------------------------
+    # A member's lists are its own plus its administrator's of the region (organization.py).
     def threat_entries(
         self, detector_id: str
     ) -> list[tuple[ipaddress.IPv4Network, str, str]]:
+        entries = []
         with self.lock:
-            entries = []
             for intel in self.list_sets("threatintelset", detector_id):
                 if self.set_status(intel) == "ACTIVE":
                     entries.extend((net, intel.id, intel.name) for net in intel.entries)
-            return entries
+        for admin, intel in self.administrator_sets("threatintelset"):
+            with admin.lock:
+                if admin.set_status(intel) == "ACTIVE":
+                    entries.extend((net, intel.id, intel.name) for net in intel.entries)
+        return entries
 
     def trusted_entries(self, detector_id: str) -> list[ipaddress.IPv4Network]:
+        entries: list[ipaddress.IPv4Network] = []
         with self.lock:
-            entries: list[ipaddress.IPv4Network] = []
             for intel in self.list_sets("ipset", detector_id):
                 if self.set_status(intel) == "ACTIVE":
                     entries.extend(intel.entries)
-            return entries
+        for admin, intel in self.administrator_sets("ipset"):
+            with admin.lock:
+                if admin.set_status(intel) == "ACTIVE":
+                    entries.extend(intel.entries)
+        return entries
 
     # --- tags -------------------------------------------------------------------------
     def _tagged(self, arn: str) -> dict[str, str]:

@@ -17,7 +17,13 @@ class GdlabGuardDutyResponse(GuardDutyResponse):
 
     @property
     def guardduty_backend(self) -> GdlabGuardDutyBackend:
-        return guardduty_backends[self.current_account][self.region]
+        backend = guardduty_backends[self.current_account][self.region]
+        if getattr(self, "_enrolled", None) is not backend:
+            # An organization account the administrator auto-enables is enrolled by its
+            # own first call too (organization.py); once per request.
+            self._enrolled = backend
+            backend.administrator_id()
+        return backend
 
     def _params(self) -> dict[str, Any]:
         self.parse_parameters(self.normalized_request)
@@ -162,12 +168,62 @@ class GdlabGuardDutyResponse(GuardDutyResponse):
             p["DetectorId"], p.get("MaxResults"), p.get("NextToken"))
         return ActionResult({"FilterNames": names, **({"NextToken": token} if token else {})})
 
-    # the standalone account (account.py says why each answer is what it is)
+    # administrator and members (organization.py says what AWS does and what we do)
+    def enable_organization_admin_account(self) -> EmptyResult:
+        p = self._params()
+        self.guardduty_backend.enable_organization_admin_account(p.get("AdminAccountId"))
+        return EmptyResult()
+
+    def list_organization_admin_accounts(self) -> ActionResult:
+        p = self._params()
+        admins, token = self.guardduty_backend.list_organization_admin_accounts(
+            p.get("MaxResults"), p.get("NextToken"))
+        return ActionResult({"AdminAccounts": admins, **({"NextToken": token} if token else {})})
+
+    def disable_organization_admin_account(self) -> EmptyResult:
+        p = self._params()
+        self.guardduty_backend.disable_organization_admin_account(p.get("AdminAccountId"))
+        return EmptyResult()
+
+    def update_organization_configuration(self) -> EmptyResult:
+        p = self._params()
+        self.guardduty_backend.update_organization_configuration(
+            p["DetectorId"], p.get("AutoEnable"), p.get("DataSources"), p.get("Features"),
+            p.get("AutoEnableOrganizationMembers"))
+        return EmptyResult()
+
+    def describe_organization_configuration(self) -> ActionResult:
+        p = self._params()
+        return ActionResult(
+            self.guardduty_backend.describe_organization_configuration(p["DetectorId"]))
+
+    def create_members(self) -> ActionResult:
+        p = self._params()
+        unprocessed = self.guardduty_backend.create_members(p["DetectorId"],
+                                                            p.get("AccountDetails") or [])
+        return ActionResult({"UnprocessedAccounts": unprocessed})
+
     def list_members(self) -> ActionResult:
         p = self._params()
         members, token = self.guardduty_backend.list_members(
-            p["DetectorId"], p.get("MaxResults"), p.get("NextToken"))
+            p["DetectorId"], p.get("MaxResults"), p.get("NextToken"), p.get("OnlyAssociated"))
         return ActionResult({"Members": members, **({"NextToken": token} if token else {})})
+
+    def get_members(self) -> ActionResult:
+        p = self._params()
+        members, unprocessed = self.guardduty_backend.get_members(
+            p["DetectorId"], p.get("AccountIds") or [])
+        return ActionResult({"Members": members, "UnprocessedAccounts": unprocessed})
+
+    def delete_members(self) -> ActionResult:
+        p = self._params()
+        return ActionResult({"UnprocessedAccounts": self.guardduty_backend.delete_members(
+            p["DetectorId"], p.get("AccountIds") or [])})
+
+    def disassociate_members(self) -> ActionResult:
+        p = self._params()
+        return ActionResult({"UnprocessedAccounts": self.guardduty_backend.disassociate_members(
+            p["DetectorId"], p.get("AccountIds") or [])})
 
     def get_administrator_account(self) -> ActionResult:
         p = self._params()

@@ -92,7 +92,7 @@ def _grouped_rows(found: list[dict[str, Any]], group_by: str,
 
 
 class StatisticsMixin:
-    """Finding statistics of the backend's detectors (reads self._findings)."""
+    """Finding statistics of the backend's detectors (reads self.visible_findings)."""
 
     def findings_statistics(self, detector_id: str, types_: list[str] | None,
                             criteria: dict[str, Any] | None, group_by: str | None,
@@ -103,9 +103,8 @@ class StatisticsMixin:
         if not group_by and (order_by is not None or max_results is not None):
             raise BadRequest("The request is rejected because maxResults and orderBy can "
                              "only be used with groupBy.")
-        with self.lock:
-            found = [f for f in self._findings(detector_id).values()
-                     if matches(f, (criteria or {}).get("Criterion") or {})]
+        found = [f for f in self.visible_findings(detector_id)
+                 if matches(f, (criteria or {}).get("Criterion") or {})]
         if types_:
             unknown = [t for t in types_ if t != "COUNT_BY_SEVERITY"]
             if unknown:
