@@ -18,6 +18,11 @@ from moto.securityhub import urls as sh_urls
 from moto.securityhub.models import Finding, SecurityHubBackend
 from moto.securityhub.responses import SecurityHubResponse
 
+from gdlab.local.securityhub_aggregator import (
+    AGGREGATOR_URL_PATHS,
+    AggregatorBackendMixin,
+    AggregatorResponseMixin,
+)
 from gdlab.local.securityhub_filters import (  # noqa: F401 - matches is part of this API
     DATE_FIELDS,
     NUMBER_FIELDS,
@@ -54,12 +59,17 @@ def product_names(product_arn: str) -> tuple[str, str]:
     return (tail[-1], tail[0]) if len(tail) == 2 else (product_arn, "Unknown")
 
 
-class GdlabSecurityHubBackend(TriageBackendMixin, SecurityHubBackend):
+class GdlabSecurityHubBackend(AggregatorBackendMixin, TriageBackendMixin, SecurityHubBackend):
     def __init__(self, region_name: str, account_id: str):
         super().__init__(region_name, account_id)
         self.lock = threading.RLock()
         self.tags: dict[str, str] = {}
         self._triage_state()
+        self._aggregator_state()
+
+    def peers(self) -> dict[str, GdlabSecurityHubBackend]:
+        """This account's backends by Region (those the local cloud has made)."""
+        return dict(list(securityhub_backends[self.account_id].items()))
 
     @property
     def _url_module(self) -> Any:
@@ -140,6 +150,11 @@ class GdlabSecurityHubBackend(TriageBackendMixin, SecurityHubBackend):
             raise HubError("InvalidInputException", "Invalid NextToken") from None
         with self.lock:
             found = [copy.deepcopy(f.data) for f in self.findings if matches(f.data, filters)]
+        # cross-Region aggregation (securityhub_aggregator.py)
+        for linked in self.linked_backends():
+            with linked.lock:
+                found.extend(copy.deepcopy(f.data) for f in linked.findings
+                             if matches(f.data, filters))
         for criterion in reversed(sort or []):
             field = criterion.get("Field", "")
             path = {**STRING_FIELDS, **NUMBER_FIELDS, **DATE_FIELDS}.get(field, field)
@@ -230,7 +245,8 @@ def _provider_update(existing: Finding, record: dict[str, Any]) -> dict[str, Any
     return record
 
 
-class GdlabSecurityHubResponse(TriageResponseMixin, SecurityHubResponse):
+class GdlabSecurityHubResponse(AggregatorResponseMixin, TriageResponseMixin,
+                               SecurityHubResponse):
     @property
     def securityhub_backend(self) -> GdlabSecurityHubBackend:
         return securityhub_backends[self.current_account][self.region]
@@ -276,7 +292,8 @@ URL_MODULE = types.SimpleNamespace(
     url_bases=list(sh_urls.url_bases),
     url_paths={**{path: _dispatch for path in sh_urls.url_paths},
                "{0}/tags/(?P<resource_arn>.+)$": _dispatch,
-               **{path: _dispatch for path in TRIAGE_URL_PATHS}},
+               **{path: _dispatch for path in TRIAGE_URL_PATHS},
+               **{path: _dispatch for path in AGGREGATOR_URL_PATHS}},
 )
 
 securityhub_backends: BackendDict[GdlabSecurityHubBackend] = BackendDict(
