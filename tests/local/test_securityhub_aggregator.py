@@ -163,3 +163,44 @@ def test_another_accounts_aggregator_links_only_that_accounts_regions(hubs, loca
     # The management account has no aggregator of its own: still one Region's findings.
     assert hubs.ids(HOME) == {f"{HOME}-1"}
     theirs.check_shapes()
+
+
+def session_keys(server, account: str) -> dict:
+    sts = boto3.client("sts", region_name=HOME, endpoint_url=server.endpoint,
+                       **server.credentials.boto3_kwargs())
+    issued = sts.assume_role(RoleArn=f"arn:aws:iam::{account}:role/OrganizationAccountAccessRole",
+                             RoleSessionName="gdlab-hub-test")["Credentials"]
+    return {"aws_access_key_id": issued["AccessKeyId"],
+            "aws_secret_access_key": issued["SecretAccessKey"],
+            "aws_session_token": issued["SessionToken"]}
+
+
+def test_the_administrator_sees_its_members_findings_and_with_an_aggregator_every_regions(
+        hubs, local_server):
+    org = boto3.client("organizations", region_name=HOME, endpoint_url=local_server.endpoint,
+                       **local_server.credentials.boto3_kwargs())
+    org.create_organization(FeatureSet="ALL")
+    accounts = {name: org.create_account(Email=f"{name}@example.com", AccountName=name)[
+        "CreateAccountStatus"]["AccountId"] for name in ("security", "student1")}
+    admin = Hubs(local_server, session_keys(local_server, accounts["security"]))
+    student = Hubs(local_server, session_keys(local_server, accounts["student1"]))
+    student.with_findings(accounts["student1"])
+    admin(HOME).enable_security_hub(EnableDefaultStandards=False)
+    hubs(HOME).enable_organization_admin_account(AdminAccountId=accounts["security"])
+    assert admin.ids(HOME) == set()  # designated, but no member yet
+    unprocessed = admin(HOME).create_members(AccountDetails=[
+        {"AccountId": accounts["student1"], "Email": "student1@example.com"}])
+    assert unprocessed["UnprocessedAccounts"] == []
+    (finding,) = admin(HOME).get_findings()["Findings"]
+    assert (finding["Id"], finding["AwsAccountId"]) == (f"{HOME}-1", accounts["student1"])
+    admin(HOME).create_finding_aggregator(RegionLinkingMode="SPECIFIED_REGIONS",
+                                          Regions=[WEST])
+    found = {(f["AwsAccountId"], f["Region"]) for f in admin(HOME).get_findings()["Findings"]}
+    assert found == {(accounts["student1"], HOME), (accounts["student1"], WEST)}
+    # The member still sees its own Region's findings only; the management account its own.
+    assert student.ids(HOME) == {f"{HOME}-1"}
+    assert {f["AwsAccountId"] for f in student(HOME).get_findings()["Findings"]} == {
+        accounts["student1"]}
+    assert {f["AwsAccountId"] for f in hubs(HOME).get_findings()["Findings"]} == {ACCOUNT}
+    admin.check_shapes()
+    student.check_shapes()

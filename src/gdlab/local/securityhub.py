@@ -67,6 +67,31 @@ class GdlabSecurityHubBackend(AggregatorBackendMixin, TriageBackendMixin, Securi
         self._triage_state()
         self._aggregator_state()
 
+    def member_accounts(self) -> list[str]:
+        """The enabled members of this account when it is the organization's Security Hub
+        administrator (moto keeps the designation and CreateMembers' members)."""
+        try:
+            admin = self._get_org_config().get("admin_account_id")
+        except Exception:  # noqa: BLE001 - no organization: no members
+            return []
+        if admin != self.account_id:
+            return []
+        with self.lock:
+            return [a for a, m in self.members.items() if m.get("MemberStatus") == "ENABLED"]
+
+    def visible_sources(self) -> list[GdlabSecurityHubBackend]:
+        """The backends whose findings GetFindings here returns: this one; the Regions an
+        aggregator here links (securityhub_aggregator.py); for the administrator, its
+        members' hubs in those Regions as well, as Security Hub shows an administrator
+        its members' findings."""
+        sources = [self]
+        for account in [self.account_id, *self.member_accounts()]:
+            for region, peer in list(securityhub_backends[account].items()):
+                if peer is not self and peer.enabled and (
+                        region == self.region_name or self.links(region)):
+                    sources.append(peer)
+        return sources
+
     def peers(self) -> dict[str, GdlabSecurityHubBackend]:
         """This account's backends by Region (those the local cloud has made)."""
         return dict(list(securityhub_backends[self.account_id].items()))
@@ -148,12 +173,10 @@ class GdlabSecurityHubBackend(AggregatorBackendMixin, TriageBackendMixin, Securi
             start = int(next_token) if next_token else 0
         except ValueError:
             raise HubError("InvalidInputException", "Invalid NextToken") from None
-        with self.lock:
-            found = [copy.deepcopy(f.data) for f in self.findings if matches(f.data, filters)]
-        # cross-Region aggregation (securityhub_aggregator.py)
-        for linked in self.linked_backends():
-            with linked.lock:
-                found.extend(copy.deepcopy(f.data) for f in linked.findings
+        found = []
+        for source in self.visible_sources():
+            with source.lock:
+                found.extend(copy.deepcopy(f.data) for f in source.findings
                              if matches(f.data, filters))
         for criterion in reversed(sort or []):
             field = criterion.get("Field", "")

@@ -114,22 +114,15 @@ class AggregatorBackendMixin:
         with self.lock:
             self.aggregator = None
 
-    def linked_backends(self) -> list[Any]:
-        """This account's backends of the Regions the aggregator here links (none when
-        this Region aggregates nothing)."""
+    def links(self, region: str) -> bool:
+        """Whether an aggregator in this Region links that (other) Region."""
         with self.lock:
             found = self.aggregator
-            if found is None:
-                return []
+            if found is None or region == self.region_name:
+                return False
             mode, regions = found["RegionLinkingMode"], set(found["Regions"])
-        linked = []
-        for region, peer in self.peers().items():
-            if region == self.region_name or not getattr(peer, "enabled", False):
-                continue
-            if mode == "ALL_REGIONS" or (mode == "SPECIFIED_REGIONS" and region in regions) \
-                    or (mode == "ALL_REGIONS_EXCEPT_SPECIFIED" and region not in regions):
-                linked.append(peer)
-        return linked
+        return mode == "ALL_REGIONS" or (mode == "SPECIFIED_REGIONS" and region in regions) \
+            or (mode == "ALL_REGIONS_EXCEPT_SPECIFIED" and region not in regions)
 
 
 class AggregatorResponseMixin:
