@@ -8,6 +8,7 @@ member's findings. Every raw answer is held to botocore's GuardDuty shapes."""
 from __future__ import annotations
 
 import json
+import time
 
 import boto3
 import pytest
@@ -15,7 +16,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from wire_shapes import assert_wire_shape, capture_raw
 
-from gdlab.local import trail
+from gdlab.local import analyzer, trail
 from gdlab.local.guardduty import api_call_analysis as calls
 
 MANAGEMENT = "123456789012"
@@ -279,3 +280,44 @@ def test_members_use_the_administrators_lists_and_the_administrator_sees_their_f
     west = org.gd(org.member_keys, "us-west-2")
     west_detector = west.create_detector(Enable=True)["DetectorId"]
     assert "Administrator" not in west.get_administrator_account(DetectorId=west_detector)
+
+
+def test_a_members_traffic_to_the_administrators_listed_address_is_a_finding(org):
+    """The flow-log analyzer reads a member's lists as the API-call analysis does: the
+    administrator's ACTIVE threat list raises the member's finding, its trusted list
+    silences another address."""
+    detector = org.designate()
+    s3 = client(org.server, "s3", org.admin_keys)
+    s3.create_bucket(Bucket="gdlab-org-lists")
+    s3.put_object(Bucket="gdlab-org-lists", Key="threats.txt",
+                  Body=f"{LISTED}\n3.210.9.0/24\n")
+    s3.put_object(Bucket="gdlab-org-lists", Key="trusted.txt", Body="3.210.9.9\n")
+    org.admin_gd.create_threat_intel_set(DetectorId=detector, Name=LIST_NAME, Format="TXT",
+                                         Activate=True,
+                                         Location="s3://gdlab-org-lists/threats.txt")
+    org.admin_gd.create_ip_set(DetectorId=detector, Name="trusted", Format="TXT",
+                               Activate=True, Location="s3://gdlab-org-lists/trusted.txt")
+    org.admin_gd.create_members(DetectorId=detector, AccountDetails=[
+        {"AccountId": org.member, "Email": "student1@example.com"}])
+    ec2 = client(org.server, "ec2", org.member_keys)
+    vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.20.1.0/24")["Subnet"]["SubnetId"]
+    (instance,) = ec2.run_instances(ImageId="ami-760aaa0f", InstanceType="t3.micro",
+                                    MinCount=1, MaxCount=1, SubnetId=subnet)["Instances"]
+    nic = instance["NetworkInterfaces"][0]
+    now = int(time.time())
+
+    def record(remote: str) -> dict:
+        return {"interface-id": nic["NetworkInterfaceId"],
+                "srcaddr": nic["PrivateIpAddress"], "dstaddr": remote, "srcport": "0",
+                "dstport": "0", "protocol": "1", "action": "ACCEPT", "log-status": "OK",
+                "start": str(now - 5), "end": str(now)}
+
+    stored = analyzer.analyze(org.member, "us-east-1", [record(LISTED), record("3.210.9.9")])
+    (finding,) = stored  # the trusted address raised nothing
+    assert finding["AccountId"] == org.member
+    assert finding["Service"]["Evidence"]["ThreatIntelligenceDetails"] == [
+        {"ThreatListName": LIST_NAME, "ThreatNames": []}]
+    assert finding["Service"]["Action"]["NetworkConnectionAction"]["RemoteIpDetails"][
+        "IpAddressV4"] == LISTED
+    assert finding["Id"] in org.admin_gd.list_findings(DetectorId=detector)["FindingIds"]
