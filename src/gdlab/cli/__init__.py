@@ -66,9 +66,9 @@ def root(
 
 
 def _register() -> None:
-    from gdlab.cli import detect, labs, local, mail, report, run, setup, teardown
+    from gdlab.cli import detect, export, labs, local, mail, report, run, setup, teardown
 
-    for module in (labs, setup, teardown, detect, run, mail, local, report):
+    for module in (labs, setup, teardown, detect, run, mail, local, report, export):
         module.register(app)
 
 
