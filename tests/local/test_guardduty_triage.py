@@ -318,13 +318,14 @@ def test_standalone_lists_refuse_bad_paging(gd, detector, call):
     assert error_of(excinfo) == ("BadRequestException", 400)
 
 
-def test_delegated_administrator_is_sent_in_wire_case(gd, calls, detector):
-    gd.enable_organization_admin_account(AdminAccountId="210987654321")
-    admin = gd.get_administrator_account(DetectorId=detector)["Administrator"]
-    assert admin["AccountId"] == "210987654321"
-    assert last_raw(calls, "GetAdministratorAccount")["administrator"]["accountId"] == (
-        "210987654321")
-    assert gd.get_master_account(DetectorId=detector)["Master"]["AccountId"] == "210987654321"
+def test_an_administrator_outside_an_organization_is_refused(gd, calls, detector):
+    # AWS designates a delegated administrator only from an organization's management
+    # account (the wire case of a designated one: test_guardduty_organization.py).
+    with pytest.raises(ClientError) as excinfo:
+        gd.enable_organization_admin_account(AdminAccountId="210987654321")
+    assert error_of(excinfo) == ("BadRequestException", 400)
+    assert "Administrator" not in gd.get_administrator_account(DetectorId=detector)
+    assert last_raw(calls, "GetAdministratorAccount") == {}
 
 
 @pytest.mark.parametrize("call", [
