@@ -120,3 +120,13 @@ def test_a_trust_policy_names_the_caller_or_not(statements, allowed):
     document = json.dumps({"Version": "2012-10-17", "Statement": statements})
     assert trusts(document, "111111111111", {"arn:aws:iam::111111111111:user/u"}) is allowed
     assert trusts("{not json", "111111111111", set()) is False
+
+
+def test_listing_accounts_outside_an_organization_is_refused_as_aws_refuses_it(local_server):
+    org = client(local_server, "organizations")
+    for call in (org.list_accounts, lambda: org.list_accounts_for_parent(ParentId="r-ab12")):
+        code, status, message = refusal(call)
+        assert (code, status) == ("AWSOrganizationsNotInUseException", 400)
+        assert message == "Your account is not a member of an organization."
+    new_account(local_server, "student5")
+    assert len(org.list_accounts()["Accounts"]) == 2

@@ -66,9 +66,9 @@ def root(
 
 
 def _register() -> None:
-    from gdlab.cli import detect, export, labs, local, mail, report, run, setup, teardown
+    from gdlab.cli import classes, detect, export, labs, local, mail, report, run, setup, teardown
 
-    for module in (labs, setup, teardown, detect, run, mail, local, report, export):
+    for module in (labs, setup, teardown, detect, run, mail, local, report, classes, export):
         module.register(app)
 
 

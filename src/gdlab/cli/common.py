@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from gdlab.cloud import Cloud
-    from gdlab.errors import LabCloudGone
+    from gdlab.errors import GdlabError, LabCloudGone
     from gdlab.lab.state import LabStore
 
 
@@ -96,6 +96,17 @@ class AppContext:
         cloud = self.cloud(target=state.target, region=state.region, endpoint_url=endpoint)
         if lab_cloud_is_gone(state, cloud):
             raise cloud_gone(state)
+        if state.account:
+            from gdlab.errors import GdlabError
+
+            try:
+                reached = cloud.account
+            except GdlabError:
+                # An endpoint that does not answer: the command's own calls meet it and say
+                # so in their own words (watch: "lost the endpoint ...").
+                return cloud
+            if reached != state.account:
+                raise elsewhere(state, reached)
         return cloud
 
 
@@ -142,6 +153,19 @@ def lab_cloud_is_gone(state: Any, cloud: Cloud) -> bool:
         return False
     running = cloud.settings.local_cloud_id
     return bool(state.local_cloud and running and state.local_cloud != running)
+
+
+def elsewhere(state: Any, account: str) -> GdlabError:
+    """A lab in another account than these credentials reach: acting on it here would find
+    none of its resources (and forget them)."""
+    from gdlab.errors import ConfigError
+
+    group = state.options.get("class") if isinstance(state.options, dict) else None
+    hint = (f"it belongs to class {group}: gdlab class status|verify|teardown {group} reach "
+            "it" if isinstance(group, str) else
+            f"use credentials of account {state.account} (--profile)")
+    return ConfigError(f"lab {state.lab} is in account {state.account}, and these "
+                       f"credentials reach account {account}", hint)
 
 
 def cloud_gone(state: Any) -> LabCloudGone:

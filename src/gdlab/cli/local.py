@@ -177,3 +177,48 @@ def env(
     lines += [f"export {name}={shlex.quote(value)}" for name, value in variables.items()]
     lines.append(f"export AWS_DEFAULT_REGION={shlex.quote(variables['AWS_REGION'])}")
     typer.echo("\n".join(lines))
+
+
+org_app = typer.Typer(
+    help="The local cloud's organization: member accounts for gdlab class.\n\n"
+         "Example: gdlab local org create --accounts 3",
+    no_args_is_help=True,
+)
+local_app.add_typer(org_app, name="org")
+
+
+@org_app.command("create")
+def org_create(
+    ctx: typer.Context,
+    count: int = typer.Option(3, "--accounts", min=1, max=50,
+                              help="How many member accounts to add."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
+) -> None:
+    """Add member accounts to the local cloud's organization (made if there is none), each
+    with OrganizationAccountAccessRole trusted by the management account, as AWS makes them.
+    They last as long as the local cloud runs.
+
+    \b
+    Example: gdlab local org create --accounts 3
+    (then: gdlab class run demo --organization --regions us-east-1,eu-west-1)
+    """
+    from gdlab.errors import UsageError
+    from gdlab.lab.accounts import create_member_accounts, organization_accounts
+
+    app = obj(ctx)
+    if app.settings().target != "local":
+        raise UsageError("gdlab local org works on the local cloud only",
+                         "on AWS, create accounts with AWS Organizations "
+                         "(aws organizations create-account)")
+    cloud = app.cloud()
+    made = create_member_accounts(cloud, count)
+    members = organization_accounts(cloud)
+    if json_out:
+        print_json({"management_account": cloud.account, "created": made,
+                    "members": members})
+        return
+    out = console()
+    for account in made:
+        out.print(f"created account {account['Id']} ({account['Name']})")
+    out.print(f"the organization of {cloud.account} has {len(members)} member account(s); "
+              "gdlab class run NAME --organization runs a lab in each")

@@ -144,3 +144,23 @@ def rebuild_lost_lab(
     store.create(state)
     state.event(note)
     return state
+
+
+def class_labs(cloud: Cloud, class_name: str) -> set[str]:
+    """Lab ids in this account and region whose resources carry gdlab:class=`class_name`
+    (its network, groups, addresses, instances, or the detector it made)."""
+    from gdlab.lab.steps import CLASS_TAG
+
+    ec2 = cloud.client("ec2")
+    mine = [{"Name": f"tag:{CLASS_TAG}", "Values": [class_name]}]
+    labs = _tagged(ec2.describe_vpcs(Filters=mine)["Vpcs"])
+    labs |= _tagged(ec2.describe_security_groups(Filters=mine)["SecurityGroups"])
+    labs |= _tagged(ec2.describe_addresses(Filters=mine)["Addresses"])
+    for reservation in ec2.describe_instances(Filters=mine)["Reservations"]:
+        labs |= _tagged(i for i in reservation["Instances"] if i["State"]["Name"] != "terminated")
+    guardduty = cloud.client("guardduty")
+    for detector_id in guardduty.list_detectors()["DetectorIds"]:
+        tags = guardduty.get_detector(DetectorId=detector_id).get("Tags", {})
+        if tags.get(CLASS_TAG) == class_name and tags.get(LAB_TAG):
+            labs.add(tags[LAB_TAG])
+    return {lab for lab in labs if LAB_ID.fullmatch(lab) and "--" not in lab}

@@ -71,9 +71,11 @@ def open_lab(
     scenario: Scenario,
     lab: str | None = None,
     email: str | None = None,
+    class_name: str | None = None,
 ) -> LabState:
     """A new lab's state, or the existing one when resuming `lab`; either way this process
-    holds the lab's lock from here on (a second setup of it waits, then refuses)."""
+    holds the lab's lock from here on (a second setup of it waits, then refuses).
+    `class_name`: the class the lab belongs to (its resources are tagged gdlab:class)."""
     if lab:
         validate_lab_id(lab)
         scenario.check_names(lab)
@@ -110,7 +112,7 @@ def open_lab(
         endpoint=cloud.endpoint_url if cloud.target == "aws" else None,
         account=cloud.account,
         local_cloud=cloud.settings.local_cloud_id if cloud.is_local else None,
-        options={"email": email} if email else {},
+        options={k: v for k, v in (("email", email), ("class", class_name)) if v},
     )
     store.create(state)
     state.event(f"lab {lab} opened for scenario {scenario.name}", phase="setting-up")

@@ -249,6 +249,7 @@ def run(
     events: RunEvents | None = None,
     mails: Callable[[Cloud, LabState], Mails | None] | None = None,
     evidence: bool = False,
+    class_name: str | None = None,
 ) -> RunReport:
     """Set up, trigger, watch, verify, then tear down (always, unless `keep`). `cloud` is
     called inside the setup step, so a cloud that cannot be reached is that step's failure;
@@ -272,7 +273,8 @@ def run(
 
     made = walk.step(
         "setup",
-        lambda: _setup(the_cloud_counted(), store, scenario, lab, email, sig, events, report),
+        lambda: _setup(the_cloud_counted(), store, scenario, lab, email, sig, events, report,
+                       class_name),
     )
     # A failed setup still leaves the lab it opened (report.state), which teardown removes.
     lab_ctx: LabContext | None = made
@@ -344,7 +346,7 @@ def run_all(
     return found
 
 
-def _setup(cloud, store, scenario_name, lab, email, sig, events, report):  # type: ignore[no-untyped-def]
+def _setup(cloud, store, scenario_name, lab, email, sig, events, report, class_name=None):  # type: ignore[no-untyped-def]
     """Preflight, confirm, open the lab, create its steps. Once `sig.stop` is set nothing
     new is created: before the lab is opened Interrupted is raised; during setup no new
     step starts, the running ones finish and are journaled, then Interrupted."""
@@ -357,7 +359,7 @@ def _setup(cloud, store, scenario_name, lab, email, sig, events, report):  # typ
         events.confirm(cloud)
     if sig.stop.is_set():
         raise Interrupted("interrupted before the lab was opened: nothing was created")
-    state = open_lab(store, cloud, scenario, lab=lab, email=email)
+    state = open_lab(store, cloud, scenario, lab=lab, email=email, class_name=class_name)
     events.named(state.lab)
     report.state = state
     events.opened(state, scenario, cloud, resuming)

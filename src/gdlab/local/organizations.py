@@ -7,6 +7,8 @@
   ... grants full administrative permissions ... configured to grant that access to the
   management account"). moto creates the role with no policy: a class's AssumeRole then
   can do nothing.
+- ListAccounts and ListAccountsForParent outside an organization are refused with
+  AWSOrganizationsNotInUseException, as AWS refuses them (moto answers an empty list).
 - STS AssumeRole is refused, as AWS refuses it, when the role does not exist or its trust
   policy does not name the caller (moto issues credentials for any role ARN, so a target
   whose role is missing would look reachable)."""
@@ -144,6 +146,21 @@ def install() -> None:
             return original(self)
 
         return assume_role
+
+    def in_organization(original: Any) -> Any:
+        def listing(self: Any, *args: Any, **kwargs: Any) -> Any:
+            from moto.organizations.exceptions import AWSOrganizationsNotInUseException
+
+            if self.org is None:
+                raise AWSOrganizationsNotInUseException
+            return original(self, *args, **kwargs)
+
+        return listing
+
+    for name in ("list_accounts", "list_accounts_for_parent"):
+        patches.wrap(OrganizationsBackend, name,
+                     "an account outside an organization has no accounts to list",
+                     in_organization)
 
     patches.wrap(TokenResponse, "assume_role",
                  "AssumeRole needs the role to exist and to trust the caller", checked)

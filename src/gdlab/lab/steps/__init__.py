@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from gdlab.scenario import Scenario
 
 LAB_TAG = "gdlab:lab"
+CLASS_TAG = "gdlab:class"
 SCENARIO_TAG = "gdlab:scenario"
 
 
@@ -82,6 +83,8 @@ class LabContext:
 
     def tags(self, name: str | None = None, **extra: str) -> dict[str, str]:
         tags = {LAB_TAG: self.lab, SCENARIO_TAG: self.scenario.name}
+        if self.state.options.get("class"):  # a class's teardown finds it by this tag
+            tags[CLASS_TAG] = str(self.state.options["class"])
         if name:
             tags["Name"] = name
         tags.update(extra)
