@@ -145,3 +145,20 @@ def test_bad_class_input_is_one_line(gdlab, args, says, exit_code):
     assert says in err, err
     assert code == exit_code
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_lab_the_record_lost_is_found_by_its_own_state(gdlab, cloud):
+    """A process killed between opening a lab and writing the class's record: the lab's own
+    state names the class, and the class's teardown finds it there."""
+    [member] = members(gdlab, 1)
+    code, out, err = gdlab("class", "setup", "cut-off", "--accounts", member, "--json")
+    assert code == 0, err
+    record_path = Path(os.environ["GDLAB_HOME"], "classes", "cut-off.json")
+    record = json.loads(record_path.read_text())
+    for lab in record["labs"]:
+        lab["lab"], lab["status"] = None, "running"
+    record_path.write_text(json.dumps(record))
+    assert leftovers(cloud, member, "us-east-1")["instance"]
+    code, out, err = gdlab("class", "teardown", "cut-off", "--json")
+    assert code == 0, err
+    assert leftovers(cloud, member, "us-east-1") == {}

@@ -89,3 +89,24 @@ def test_a_record_that_is_a_symlink_is_not_followed(tmp_path):
     store.path("sec-101").symlink_to(secret)
     with pytest.raises(DamagedClass):
         store.load("sec-101")
+
+
+def test_a_class_held_by_another_process_is_refused_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    from gdlab.errors import LabBusy
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from gdlab.lab.classroom import ClassStore; "
+         f"ClassStore({str(tmp_path)!r}).hold('sec-101'); print('held', flush=True); "
+         "time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(LabBusy) as info:
+            ClassStore(tmp_path).hold("sec-101")
+        assert "class sec-101 is in use by" in str(info.value)
+    finally:
+        holder.kill()
+        holder.wait()
+    ClassStore(tmp_path).hold("sec-101")  # the OS let it go with the process

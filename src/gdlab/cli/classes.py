@@ -71,6 +71,7 @@ def _new_record(app: Any, name: str, scenario: str | None, role: str | None,
     from gdlab.scenario import DEFAULT_SCENARIO, load
 
     classes = ClassStore(app.store.home)
+    classes.hold(name)
     if classes.exists(name):
         old = classes.load(name)
         standing = [x for x in old.labs if x.lab and _standing(app.store, x.lab)]
@@ -244,6 +245,7 @@ def verify(ctx: typer.Context, name: str = NAME, max_parallel: int = MAX_PARALLE
     writable(junit, "JUnit XML")
     app = obj(ctx)
     classes = ClassStore(app.store.home)
+    classes.hold(name)
     record = classes.load(name)
     results, sig, took = _fan(app, classes, record, "verify", max_parallel, json_out)
     _finish(record, results, sig, took, json_out, junit, ("passed",))
@@ -267,6 +269,7 @@ def teardown(ctx: typer.Context, name: str = NAME, accounts: str = ACCOUNTS,
     validate_class_name(name)
     app = obj(ctx)
     classes = ClassStore(app.store.home)
+    classes.hold(name)
     swept = bool(accounts or organization)
     if classes.exists(name):
         record = classes.load(name)
@@ -274,6 +277,7 @@ def teardown(ctx: typer.Context, name: str = NAME, accounts: str = ACCOUNTS,
         _, record = _new_record(app, name, None, role, [])
     else:
         classes.load(name)  # says there is no such class, and how to sweep for one
+    _add_journaled(app.store, record)
     if swept:
         _sweep(app, classes, record, _targets(app, accounts, organization, ou, regions),
                role, max_parallel)
@@ -284,6 +288,19 @@ def teardown(ctx: typer.Context, name: str = NAME, accounts: str = ACCOUNTS,
     if all(x.status in ("torn-down", "skipped") for x in record.labs) and not sig.interrupted:
         classes.forget(name)
     _finish(record, results, sig, took, json_out, None, ("torn-down", "skipped"))
+
+
+def _add_journaled(store: Any, record: Any) -> None:
+    """Adds the labs of this home whose state names the class and the record does not (a
+    process killed between opening a lab and writing the record)."""
+    from gdlab.lab.classroom import ClassLab
+
+    known = {x.lab for x in record.labs if x.lab}
+    for state in store.all():
+        if (state.options.get("class") == record.name and state.lab not in known
+                and state.phase != "torn-down" and state.account):
+            record.labs.append(ClassLab(state.account, state.region, lab=state.lab,
+                                        status="found"))
 
 
 def _sweep(app: Any, classes: Any, record: Any, targets: list[tuple[str, str]],

@@ -152,9 +152,11 @@ class ClassStore:
     def path(self, name: str) -> Path:
         return self.dir / f"{validate_class_name(name)}.json"
 
-    def lock(self, name: str) -> Any:
+    def hold(self, name: str) -> None:
+        """This process works on the class until it exits (a second command on it waits a
+        little, then refuses in one line naming the first)."""
         locks.private_dir(self.dir)
-        return locks.locked(self.dir / f"{name}.lock", f"class {name}")
+        locks.acquire(self.dir / f"{validate_class_name(name)}.lock", f"class {name}")
 
     def exists(self, name: str) -> bool:
         return self.path(name).exists()
