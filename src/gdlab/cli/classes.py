@@ -178,9 +178,14 @@ def _finish(record: Any, results: dict[int, Any], sig: Any, seconds: float, json
 def _confirm(app: Any, yes: bool, record: Any) -> None:
     from gdlab.cli.setup import confirm_billable
 
+    accounts = sorted({x.account for x in record.labs})
+    regions = sorted({x.region for x in record.labs})
     with signals.interruptible():
         confirm_billable(app.cloud(), yes, f"gdlab will create {len(record.labs)} lab(s) of "
-                                           f"class {record.name}, the first")
+                         f"class {record.name}",
+                         f"{len(accounts)} AWS account(s) ({', '.join(accounts[:5])}"
+                         f"{', ...' if len(accounts) > 5 else ''}), region(s) "
+                         f"{', '.join(regions)}")
 
 
 @class_app.command("run")

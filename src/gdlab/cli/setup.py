@@ -34,15 +34,19 @@ def validate_email(email: str | None) -> str | None:
     return email
 
 
-def confirm_billable(cloud, yes: bool, what: str) -> None:  # type: ignore[no-untyped-def]
-    """On a real account, show where and ask first: the lab creates billable resources."""
+def confirm_billable(cloud, yes: bool, what: str, where: str | None = None) -> None:  # type: ignore[no-untyped-def]
+    """On a real account, show where and ask first: the lab creates billable resources.
+    `where`: several places (a class), instead of the cloud's account and region."""
     if cloud.is_local or yes:
         return
     import sys
 
+    where = where or (f"AWS account [bold]{cloud.account}[/bold], region "
+                      f"[bold]{cloud.region}[/bold]")
     err_console().print(
-        f"{what} in AWS account [bold]{cloud.account}[/bold], region [bold]{cloud.region}[/bold]"
-        " (two t3.micro instances, an Elastic IP, GuardDuty and Security Hub: billable)."
+        f"{what} in {where}"
+        " (each lab: two t3.micro instances, an Elastic IP, GuardDuty and Security Hub: "
+        "billable)."
     )
     if not sys.stdin.isatty():
         raise UsageError("confirmation needed on a real account", "rerun with --yes")
