@@ -349,27 +349,11 @@ class OrganizationMixin:
                     "an account of the organization cannot leave it as a member.")
         return None
 
-    def disassociate_members(self, detector_id: str, account_ids: list[str]) -> list[dict]:
+    def _removing(self, detector_id: str, account_ids: list[str]
+                  ) -> tuple[list[str], list[dict]]:
+        """The members that may leave, and the unprocessed accounts with AWS's reasons."""
         self.get_detector(detector_id)
-        unprocessed = []
-        for account_id in account_ids or []:
-            with self.lock:
-                record = self.members.get(account_id)
-            refusal = self._refuse_under_all(account_id)
-            if record is None or refusal:
-                unprocessed.append({"AccountId": account_id, "Result": refusal or (
-                    "The request is rejected because the input account ID is not a member "
-                    "of the current account.")})
-                continue
-            self._end_association(account_id)
-            with self.lock:
-                record["RelationshipStatus"] = "Removed"
-                record["UpdatedAt"] = now_iso()
-        return unprocessed
-
-    def delete_members(self, detector_id: str, account_ids: list[str]) -> list[dict]:
-        self.get_detector(detector_id)
-        unprocessed = []
+        leaving, unprocessed = [], []
         for account_id in account_ids or []:
             with self.lock:
                 known = account_id in self.members
@@ -380,7 +364,21 @@ class OrganizationMixin:
                     "of the current account.")})
                 continue
             self._end_association(account_id)
-            with self.lock:
+            leaving.append(account_id)
+        return leaving, unprocessed
+
+    def disassociate_members(self, detector_id: str, account_ids: list[str]) -> list[dict]:
+        leaving, unprocessed = self._removing(detector_id, account_ids)
+        with self.lock:
+            for record in filter(None, map(self.members.get, leaving)):
+                record["RelationshipStatus"] = "Removed"
+                record["UpdatedAt"] = now_iso()
+        return unprocessed
+
+    def delete_members(self, detector_id: str, account_ids: list[str]) -> list[dict]:
+        leaving, unprocessed = self._removing(detector_id, account_ids)
+        with self.lock:
+            for account_id in leaving:
                 self.members.pop(account_id, None)
         return unprocessed
 
