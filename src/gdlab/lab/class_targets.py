@@ -66,7 +66,7 @@ class Classroom:
         self.changed(True)
 
     # --- the commands ----------------------------------------------------------------------
-    def run(self, entry: ClassLab, timeout: float | None = None, evidence: bool = False) -> Any:
+    def run(self, entry: ClassLab, timeout: float | None = None) -> Any:
         """setup -> trigger -> watch -> verify -> teardown of a new lab in the target."""
         from gdlab.lab import run as core
 
@@ -78,7 +78,7 @@ class Classroom:
         entry.lab = None
         report = core.run(lambda: cloud, self.store, self.record.scenario, timeout=timeout,
                           sig=self.shared, events=TargetEvents(entry, self.changed),
-                          evidence=evidence, class_name=self.record.name)
+                          class_name=self.record.name)
         teardown = report.step("teardown")
         torn = teardown is not None and teardown.ok
         failed = report.failed

@@ -16,7 +16,6 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from gdlab.lab.lifecycle import StepEvent
 from gdlab.lab.run import Interrupts, RunEvents
 
 T = TypeVar("T")
@@ -90,13 +89,10 @@ def fan_out(items: list[Any], work: Callable[[Any], T], max_parallel: int,
     results: dict[int, T | BaseException] = {}
     pool = ThreadPoolExecutor(max_workers=max(1, max_parallel), thread_name_prefix="gdlab-class")
 
-    def guarded(index: int, item: Any) -> T | None:
-        if shared.stop.is_set():
-            return None
-        return work(item)
+    def guarded(item: Any) -> T | None:
+        return None if shared.stop.is_set() else work(item)
 
-    futures: dict[Future, int] = {pool.submit(guarded, i, item): i
-                                  for i, item in enumerate(items)}
+    futures: dict[Future, int] = {pool.submit(guarded, item): i for i, item in enumerate(items)}
     pending = set(futures)
     try:
         while pending:
@@ -141,7 +137,3 @@ class TargetEvents(RunEvents):
     def named(self, lab: str) -> None:
         self.entry.lab = lab
         self.changed(True)
-
-    def progress(self, event: StepEvent) -> None:
-        if event.status in ("failed",):
-            self.changed(False)
