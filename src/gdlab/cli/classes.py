@@ -34,6 +34,8 @@ MAX_PARALLEL = typer.Option(None, "--max-parallel", min=1, max=64,
                             help="Labs at once (default 8).")
 JSON_OUT = typer.Option(False, "--json", help="Print the class's report as JSON.")
 JUNIT = typer.Option(None, "--junit", help="Also write JUnit XML: one test suite per target.")
+SCENARIO = typer.Option(None, "--scenario", help="Scenario of every lab (default: "
+                                                 "compromised-ec2).")
 YES = typer.Option(False, "--yes", "-y", help="Do not ask before creating on AWS.")
 
 
@@ -191,8 +193,10 @@ def _confirm(app: Any, yes: bool, record: Any) -> None:
 @class_app.command("run")
 def run(ctx: typer.Context, name: str = NAME, accounts: str = ACCOUNTS,
         organization: bool = ORGANIZATION, ou: str = OU, role: str = ROLE,
-        regions: str = REGIONS, scenario: str = typer.Option(None, "--scenario"),
-        max_parallel: int = MAX_PARALLEL, timeout: str = typer.Option(None, "--timeout"),
+        regions: str = REGIONS, scenario: str = SCENARIO,
+        max_parallel: int = MAX_PARALLEL,
+        timeout: str = typer.Option(None, "--timeout",
+                                    help="Each lab's watch deadline, e.g. 90s or 20m."),
         yes: bool = YES, json_out: bool = JSON_OUT, junit: Path = JUNIT) -> None:
     """Run the whole incident in every target (setup -> trigger -> watch -> verify ->
     teardown), side by side; exit 0 only when every target passed.
@@ -220,7 +224,7 @@ def run(ctx: typer.Context, name: str = NAME, accounts: str = ACCOUNTS,
 @class_app.command("setup")
 def setup(ctx: typer.Context, name: str = NAME, accounts: str = ACCOUNTS,
           organization: bool = ORGANIZATION, ou: str = OU, role: str = ROLE,
-          regions: str = REGIONS, scenario: str = typer.Option(None, "--scenario"),
+          regions: str = REGIONS, scenario: str = SCENARIO,
           max_parallel: int = MAX_PARALLEL, yes: bool = YES, json_out: bool = JSON_OUT) -> None:
     """Set up a lab in every target and leave it standing (students trigger their own).
 
