@@ -12,6 +12,11 @@ from moto.guardduty.responses import GuardDutyResponse
 from gdlab.local.guardduty.models import GdlabGuardDutyBackend, guardduty_backends
 
 
+def _page(key: str, items: Any, token: str | None) -> dict[str, Any]:
+    """One page of a List call: its items, and NextToken only when there is a next page."""
+    return {key: items, **({"NextToken": token} if token else {})}
+
+
 class GdlabGuardDutyResponse(GuardDutyResponse):
     """moto's GuardDuty responses plus the operations above, parsed with botocore's model."""
 
@@ -166,7 +171,7 @@ class GdlabGuardDutyResponse(GuardDutyResponse):
         p = self._params()
         names, token = self.guardduty_backend.list_filters(
             p["DetectorId"], p.get("MaxResults"), p.get("NextToken"))
-        return ActionResult({"FilterNames": names, **({"NextToken": token} if token else {})})
+        return ActionResult(_page("FilterNames", names, token))
 
     # administrator and members (organization.py says what AWS does and what we do)
     def enable_organization_admin_account(self) -> EmptyResult:
@@ -178,7 +183,7 @@ class GdlabGuardDutyResponse(GuardDutyResponse):
         p = self._params()
         admins, token = self.guardduty_backend.list_organization_admin_accounts(
             p.get("MaxResults"), p.get("NextToken"))
-        return ActionResult({"AdminAccounts": admins, **({"NextToken": token} if token else {})})
+        return ActionResult(_page("AdminAccounts", admins, token))
 
     def disable_organization_admin_account(self) -> EmptyResult:
         p = self._params()
@@ -207,7 +212,7 @@ class GdlabGuardDutyResponse(GuardDutyResponse):
         p = self._params()
         members, token = self.guardduty_backend.list_members(
             p["DetectorId"], p.get("MaxResults"), p.get("NextToken"), p.get("OnlyAssociated"))
-        return ActionResult({"Members": members, **({"NextToken": token} if token else {})})
+        return ActionResult(_page("Members", members, token))
 
     def get_members(self) -> ActionResult:
         p = self._params()
@@ -240,7 +245,7 @@ class GdlabGuardDutyResponse(GuardDutyResponse):
         p = self._params()
         found, token = self.guardduty_backend.publishing_destinations(
             p["DetectorId"], p.get("MaxResults"), p.get("NextToken"))
-        return ActionResult({"Destinations": found, **({"NextToken": token} if token else {})})
+        return ActionResult(_page("Destinations", found, token))
 
     def get_usage_statistics(self) -> ActionResult:
         p = self._params()
@@ -248,13 +253,13 @@ class GdlabGuardDutyResponse(GuardDutyResponse):
             p["DetectorId"], p.get("UsageStatisticType"), p.get("UsageCriteria"),
             p.get("Unit"), p.get("MaxResults"), p.get("NextToken"),
         )
-        return ActionResult({"UsageStatistics": stats, **({"NextToken": token} if token else {})})
+        return ActionResult(_page("UsageStatistics", stats, token))
 
     def list_coverage(self) -> ActionResult:
         p = self._params()
         resources, token = self.guardduty_backend.coverage(
             p["DetectorId"], p.get("MaxResults"), p.get("NextToken"))
-        return ActionResult({"Resources": resources, **({"NextToken": token} if token else {})})
+        return ActionResult(_page("Resources", resources, token))
 
     # tags
     def tag_resource(self) -> ActionResult:
