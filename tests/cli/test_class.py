@@ -162,3 +162,21 @@ def test_a_lab_the_record_lost_is_found_by_its_own_state(gdlab, cloud):
     code, out, err = gdlab("class", "teardown", "cut-off", "--json")
     assert code == 0, err
     assert leftovers(cloud, member, "us-east-1") == {}
+
+
+def test_a_damaged_record_is_listed_kept_and_swept_past(gdlab):
+    classes = Path(os.environ["GDLAB_HOME"], "classes")
+    classes.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (classes / "broken.json").write_text('{"name": "x"')
+    code, out, _ = gdlab("class", "status")
+    assert code == 0 and "broken: class record" in out and "damaged" in out
+    code, _, err = gdlab("class", "teardown", "broken")
+    assert code == 1 and "damaged" in err and len(err.strip().splitlines()) == 1
+    # With targets the damaged record is kept beside and the class's labs are looked for by
+    # tag; an account that cannot be searched is never called clean.
+    code, out, err = gdlab("class", "teardown", "broken", "--accounts", "999999999999",
+                           "--json")
+    assert code == 1 and "kept as" in err
+    [target] = json.loads(out)["targets"]
+    assert target["status"] == "left" and target["error"].startswith("not searched:")
+    assert [p.name for p in classes.glob("broken.json.damaged-*")]

@@ -273,16 +273,24 @@ def teardown(ctx: typer.Context, name: str = NAME, accounts: str = ACCOUNTS,
     Example: gdlab class teardown sec-101 --organization --regions us-east-1,eu-west-1
     """
     from gdlab.cli.setup import confirm_billable
-    from gdlab.lab.classroom import ClassStore, validate_class_name
+    from gdlab.lab.classroom import ClassStore, DamagedClass, validate_class_name
 
     validate_class_name(name)
     app = obj(ctx)
     classes = ClassStore(app.store.home)
     classes.hold(name)
     swept = bool(accounts or organization)
+    record = None
     if classes.exists(name):
-        record = classes.load(name)
-    elif swept:
+        try:
+            record = classes.load(name)
+        except DamagedClass as exc:
+            if not swept:
+                raise
+            kept = classes.set_aside(name)
+            err_console().print(f"[yellow]{escape(exc.message)}: kept as {escape(str(kept))}; "
+                                "finding the class's labs by tag[/yellow]", soft_wrap=True)
+    if record is None and swept:
         _, record = _new_record(app, name, None, role, [])
     else:
         classes.load(name)  # says there is no such class, and how to sweep for one
@@ -329,7 +337,7 @@ def _sweep(app: Any, classes: Any, record: Any, targets: list[tuple[str, str]],
     for probe, labs in zip(probes, found, strict=True):
         if isinstance(labs, BaseException):
             labs = []
-        if probe.status == "skipped" and record.lab_at(probe.account, probe.region) is None:
+        if probe.status == "left" and record.lab_at(probe.account, probe.region) is None:
             record.labs.append(probe)
         for lab in labs:
             if lab not in known:
@@ -348,20 +356,28 @@ def status(ctx: typer.Context, name: str = typer.Argument(None, help="A class (d
 
     Example: gdlab class status sec-101 --json
     """
-    from gdlab.lab.classroom import ClassStore
+    from gdlab.lab.classroom import ClassStore, DamagedClass
     from gdlab.render.classes import counts, report, table
 
     classes = ClassStore(obj(ctx).store.home)
     if name is None:
-        records = [classes.load(n) for n in classes.names()]
+        records, damaged = [], []
+        for found in classes.names():
+            try:
+                records.append(classes.load(found))
+            except DamagedClass as exc:
+                damaged.append({"class": found, "damaged": exc.message})
         if json_out:
             print_json([{"class": r.name, "scenario": r.scenario, "targets": len(r.labs),
-                         "updated_at": r.updated_at} for r in records])
+                         "updated_at": r.updated_at} for r in records] + damaged)
             return
-        if not records:
+        if not records and not damaged:
             console().print("no classes — gdlab class run NAME --accounts ... starts one")
         for r in records:
             console().print(f"{r.name}: {r.scenario}, {len(r.labs)} target(s) — {counts(r)}")
+        for d in damaged:
+            console().print(f"[yellow]{d['class']}: {escape(d['damaged'])}[/yellow]",
+                            soft_wrap=True)
         return
     record = classes.load(name)
     if json_out:

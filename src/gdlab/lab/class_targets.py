@@ -152,9 +152,10 @@ class Classroom:
         from gdlab.lab import lifecycle
         from gdlab.scenario import load
 
-        if not entry.lab:  # its setup never began, or its account could not be reached
-            return self._end(entry, "skipped" if entry.status == "skipped" else "torn-down",
-                             time.monotonic(), entry.error if entry.status == "skipped" else None)
+        if not entry.lab:  # its setup never began, or its account could not be searched
+            kept = entry.status in ("skipped", "left")
+            return self._end(entry, entry.status if kept else "torn-down", time.monotonic(),
+                             entry.error if kept else None)
         started = self._begin(entry)
         try:
             cloud = self.reach(entry)
@@ -191,6 +192,6 @@ class Classroom:
 
         try:
             return sorted(class_labs(self.reach(entry), self.record.name))
-        except GdlabError as exc:
-            entry.status, entry.error = "skipped", str(exc)
+        except GdlabError as exc:  # what the account holds is unknown: it may hold labs
+            entry.status, entry.error = "left", f"not searched: {exc}"
             return []

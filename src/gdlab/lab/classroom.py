@@ -190,5 +190,13 @@ class ClassStore:
         return sorted(p.stem for p in self.dir.glob("*.json")
                       if CLASS_NAME.fullmatch(p.stem))
 
+    def set_aside(self, name: str) -> Path:
+        """A damaged record renamed beside itself (never overwritten), so a new one can be
+        written; what it held may still help."""
+        path = self.path(name)
+        kept = path.with_name(f"{path.name}.damaged-{now_iso().replace(':', '')}")
+        path.rename(kept)
+        return kept
+
     def forget(self, name: str) -> None:
         self.path(name).unlink(missing_ok=True)
