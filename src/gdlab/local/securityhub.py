@@ -33,6 +33,11 @@ from gdlab.local.securityhub_filters import (  # noqa: F401 - matches is part of
     parse_date,
     values_at,
 )
+from gdlab.local.securityhub_organization import (
+    ORGANIZATION_URL_PATHS,
+    OrganizationBackendMixin,
+    OrganizationResponseMixin,
+)
 from gdlab.local.securityhub_triage import (
     CUSTOMER_FIELDS,
     PROVIDER_OVERRIDABLE,
@@ -59,7 +64,8 @@ def product_names(product_arn: str) -> tuple[str, str]:
     return (tail[-1], tail[0]) if len(tail) == 2 else (product_arn, "Unknown")
 
 
-class GdlabSecurityHubBackend(AggregatorBackendMixin, TriageBackendMixin, SecurityHubBackend):
+class GdlabSecurityHubBackend(AggregatorBackendMixin, OrganizationBackendMixin,
+                              TriageBackendMixin, SecurityHubBackend):
     def __init__(self, region_name: str, account_id: str):
         super().__init__(region_name, account_id)
         self.lock = threading.RLock()
@@ -268,8 +274,8 @@ def _provider_update(existing: Finding, record: dict[str, Any]) -> dict[str, Any
     return record
 
 
-class GdlabSecurityHubResponse(AggregatorResponseMixin, TriageResponseMixin,
-                               SecurityHubResponse):
+class GdlabSecurityHubResponse(AggregatorResponseMixin, OrganizationResponseMixin,
+                               TriageResponseMixin, SecurityHubResponse):
     @property
     def securityhub_backend(self) -> GdlabSecurityHubBackend:
         return securityhub_backends[self.current_account][self.region]
@@ -316,7 +322,8 @@ URL_MODULE = types.SimpleNamespace(
     url_paths={**{path: _dispatch for path in sh_urls.url_paths},
                "{0}/tags/(?P<resource_arn>.+)$": _dispatch,
                **{path: _dispatch for path in TRIAGE_URL_PATHS},
-               **{path: _dispatch for path in AGGREGATOR_URL_PATHS}},
+               **{path: _dispatch for path in AGGREGATOR_URL_PATHS},
+               **{path: _dispatch for path in ORGANIZATION_URL_PATHS}},
 )
 
 securityhub_backends: BackendDict[GdlabSecurityHubBackend] = BackendDict(
