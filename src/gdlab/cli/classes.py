@@ -37,6 +37,11 @@ JUNIT = typer.Option(None, "--junit", help="Also write JUnit XML: one test suite
 SCENARIO = typer.Option(None, "--scenario", help="Scenario of every lab (default: "
                                                  "compromised-ec2).")
 YES = typer.Option(False, "--yes", "-y", help="Do not ask before creating on AWS.")
+ADMIN = typer.Option(None, "--admin-account",
+                     help="GuardDuty and Security Hub administrator of the class's accounts "
+                          "(delegated in each region by the caller, the management account): "
+                          "it holds the threat lists and sees every lab's finding; the first "
+                          "of --regions is its home, where Security Hub aggregates.")
 
 
 def register(app: typer.Typer) -> None:
@@ -44,7 +49,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _targets(app: Any, accounts: str | None, organization: bool, ou: str | None,
-             regions: str | None) -> list[tuple[str, str]]:
+             regions: str | None, admin: str | None = None) -> list[tuple[str, str]]:
     from gdlab.lab import accounts as orgs
     from gdlab.lab.classroom import parse_accounts, parse_regions
 
@@ -58,8 +63,12 @@ def _targets(app: Any, accounts: str | None, organization: bool, ou: str | None,
     if not given and not organization:
         raise UsageError("a class needs its accounts",
                          "pass --accounts 111111111111,222222222222 or --organization")
+    if admin and admin in given:
+        raise UsageError(f"{admin} is the class's administrator, and runs no lab",
+                         "leave it out of --accounts")
     cloud = app.cloud()
     found = orgs.organization_accounts(cloud, ou) if organization else given
+    found = [a for a in found if a != admin]  # the administrator watches; it runs no lab
     if not found:
         raise UsageError("the organization has no account but the caller's",
                          "create member accounts (on the local cloud: gdlab local org create "
@@ -68,7 +77,7 @@ def _targets(app: Any, accounts: str | None, organization: bool, ou: str | None,
 
 
 def _new_record(app: Any, name: str, scenario: str | None, role: str | None,
-                targets: list[tuple[str, str]]) -> Any:
+                targets: list[tuple[str, str]], admin: str | None = None) -> Any:
     from gdlab.lab.classroom import DEFAULT_ROLE, ClassLab, ClassRecord, ClassStore
     from gdlab.scenario import DEFAULT_SCENARIO, load
 
@@ -80,11 +89,17 @@ def _new_record(app: Any, name: str, scenario: str | None, role: str | None,
         if standing:
             raise UsageError(f"class {name} still has {len(standing)} lab(s)",
                              f"gdlab class teardown {name} first, or choose another name")
+        if old.admin_made:
+            raise UsageError(f"class {name} still has {len(old.admin_made)} change(s) of its "
+                             f"administrator {old.admin_account}",
+                             f"gdlab class teardown {name} first, or choose another name")
     cloud = app.cloud()
     record = ClassRecord(name=name, target=cloud.target,
                          scenario=load(scenario or DEFAULT_SCENARIO).name,
                          role=role or DEFAULT_ROLE,
                          endpoint=cloud.endpoint_url if cloud.target == "aws" else None,
+                         admin_account=admin,
+                         admin_home=targets[0][1] if admin and targets else None,
                          labs=[ClassLab(account, region) for account, region in targets])
     classes.save(record)
     return classes, record
@@ -154,10 +169,10 @@ def _fan(app: Any, classes: Any, record: Any, what: str, max_parallel: int | Non
 
 
 def _finish(record: Any, results: dict[int, Any], sig: Any, seconds: float, json_out: bool,
-            junit: Path | None, ok: tuple[str, ...]) -> None:
+            junit: Path | None, ok: tuple[str, ...], extra_ok: bool = True) -> None:
     from gdlab.render.classes import counts, junit_xml, report
 
-    passed = not sig.interrupted and all(x.status in ok for x in record.labs)
+    passed = extra_ok and not sig.interrupted and all(x.status in ok for x in record.labs)
     if junit is not None:
         try:
             junit.write_text(junit_xml(record, results))
@@ -197,25 +212,34 @@ def run(ctx: typer.Context, name: str = NAME, accounts: str = ACCOUNTS,
         max_parallel: int = MAX_PARALLEL,
         timeout: str = typer.Option(None, "--timeout",
                                     help="Each lab's watch deadline, e.g. 90s or 20m."),
-        yes: bool = YES, json_out: bool = JSON_OUT, junit: Path = JUNIT) -> None:
+        admin_account: str = ADMIN, yes: bool = YES, json_out: bool = JSON_OUT,
+        junit: Path = JUNIT) -> None:
     """Run the whole incident in every target (setup -> trigger -> watch -> verify ->
     teardown), side by side; exit 0 only when every target passed.
 
     \b
     Example: gdlab class run sec-101 --organization --regions us-east-1,eu-west-1
     Example: gdlab class run demo --accounts 111111111111,222222222222 --json
+    Example: gdlab class run sec-101 --organization --admin-account 333333333333
     """
     from gdlab.cli.detect import parse_duration
-    from gdlab.lab.classroom import validate_class_name, validate_role
+    from gdlab.lab.classroom import validate_admin_account, validate_class_name, validate_role
 
     validate_class_name(name)
     validate_role(role or "OrganizationAccountAccessRole")
+    validate_admin_account(admin_account)
     seconds = parse_duration(timeout)
     writable(junit, "JUnit XML")
     app = obj(ctx)
     classes, record = _new_record(app, name, scenario, role,
-                                  _targets(app, accounts, organization, ou, regions))
+                                  _targets(app, accounts, organization, ou, regions,
+                                           admin_account), admin_account)
     _confirm(app, yes, record)
+    if admin_account:
+        from gdlab.cli import class_phases
+
+        class_phases.run(app, classes, record, max_parallel, json_out, junit, seconds)
+        return
     results, sig, took = _fan(app, classes, record, "run", max_parallel, json_out,
                               timeout=seconds)
     _finish(record, results, sig, took, json_out, junit, ("passed",))
@@ -225,19 +249,27 @@ def run(ctx: typer.Context, name: str = NAME, accounts: str = ACCOUNTS,
 def setup(ctx: typer.Context, name: str = NAME, accounts: str = ACCOUNTS,
           organization: bool = ORGANIZATION, ou: str = OU, role: str = ROLE,
           regions: str = REGIONS, scenario: str = SCENARIO,
-          max_parallel: int = MAX_PARALLEL, yes: bool = YES, json_out: bool = JSON_OUT) -> None:
+          max_parallel: int = MAX_PARALLEL, admin_account: str = ADMIN, yes: bool = YES,
+          json_out: bool = JSON_OUT) -> None:
     """Set up a lab in every target and leave it standing (students trigger their own).
 
     Example: gdlab class setup sec-101 --accounts 111111111111,222222222222
     """
-    from gdlab.lab.classroom import validate_class_name, validate_role
+    from gdlab.lab.classroom import validate_admin_account, validate_class_name, validate_role
 
     validate_class_name(name)
     validate_role(role or "OrganizationAccountAccessRole")
+    validate_admin_account(admin_account)
     app = obj(ctx)
     classes, record = _new_record(app, name, scenario, role,
-                                  _targets(app, accounts, organization, ou, regions))
+                                  _targets(app, accounts, organization, ou, regions,
+                                           admin_account), admin_account)
     _confirm(app, yes, record)
+    if admin_account:
+        from gdlab.cli import class_phases
+
+        class_phases.setup(app, classes, record, max_parallel, json_out)
+        return
     results, sig, took = _fan(app, classes, record, "setup", max_parallel, json_out)
     _finish(record, results, sig, took, json_out, None, ("set-up",))
 
@@ -256,7 +288,10 @@ def verify(ctx: typer.Context, name: str = NAME, max_parallel: int = MAX_PARALLE
     classes = ClassStore(app.store.home)
     classes.hold(name)
     record = classes.load(name)
-    results, sig, took = _fan(app, classes, record, "verify", max_parallel, json_out)
+    from gdlab.cli.class_phases import serving
+
+    with serving(app, classes, record):  # a class's administrator: its view is checked too
+        results, sig, took = _fan(app, classes, record, "verify", max_parallel, json_out)
     _finish(record, results, sig, took, json_out, junit, ("passed",))
 
 
@@ -302,9 +337,16 @@ def teardown(ctx: typer.Context, name: str = NAME, accounts: str = ACCOUNTS,
         confirm_billable(app.cloud(), yes, f"gdlab will delete the labs of class {name}")
     results, sig, took = _fan(app, classes, record, "teardown", max_parallel, json_out,
                               teardown_only=True)
-    if all(x.status in ("torn-down", "skipped") for x in record.labs) and not sig.interrupted:
+    released = True
+    if not sig.interrupted:
+        from gdlab.cli.class_phases import release
+
+        released = release(app, classes, record)
+    if (all(x.status in ("torn-down", "skipped") for x in record.labs) and released
+            and not sig.interrupted):
         classes.forget(name)
-    _finish(record, results, sig, took, json_out, None, ("torn-down", "skipped"))
+    _finish(record, results, sig, took, json_out, None, ("torn-down", "skipped"),
+            extra_ok=released)
 
 
 def _add_journaled(store: Any, record: Any) -> None:

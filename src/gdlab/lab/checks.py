@@ -22,7 +22,7 @@ def _finding_problems(ctx: LabContext, finding: dict[str, Any], kind: str) -> tu
     subject = observe.field_of(finding, field)
     eip = ctx.attr("eip", "public_ip")
     lists = observe.threat_list_names(finding)
-    wanted_list = ctx.name("threat_list")
+    wanted_list = observe.threat_list_name(ctx)
     problems = []
     if finding.get("Type") != kind:
         problems.append(f"type {finding.get('Type')}")

@@ -66,8 +66,9 @@ class Classroom:
         self.changed(True)
 
     # --- the commands ----------------------------------------------------------------------
-    def run(self, entry: ClassLab, timeout: float | None = None) -> Any:
-        """setup -> trigger -> watch -> verify -> teardown of a new lab in the target."""
+    def run(self, entry: ClassLab, timeout: float | None = None, resume: bool = False) -> Any:
+        """setup -> trigger -> watch -> verify -> teardown of a new lab in the target (of its
+        set-up lab: `resume`)."""
         from gdlab.lab import run as core
 
         started = self._begin(entry)
@@ -75,8 +76,10 @@ class Classroom:
             cloud = self.reach(entry)
         except GdlabError as exc:
             return self._end(entry, "skipped", started, str(exc))
-        entry.lab = None
-        report = core.run(lambda: cloud, self.store, self.record.scenario, timeout=timeout,
+        if not resume:
+            entry.lab = None
+        report = core.run(lambda: cloud, self.store, self.record.scenario, lab=entry.lab,
+                          timeout=timeout,
                           sig=self.shared, events=TargetEvents(entry, self.changed),
                           class_name=self.record.name)
         teardown = report.step("teardown")
@@ -97,6 +100,22 @@ class Classroom:
             status = "left"  # the lab is still there: teardown names what is left
         self._end(entry, status, started, where if failed or report.interrupted else None)
         return report
+
+    def finish(self, entry: ClassLab, timeout: float | None = None) -> Any:
+        """The rest of a run once the class stands (a class with a GuardDuty
+        administrator sets up every lab, then writes the threat lists): a set-up lab is
+        triggered, watched, verified and torn down; one whose setup failed is torn down and
+        keeps its failure."""
+        if entry.status == "set-up":
+            return self.run(entry, timeout, resume=True)
+        if entry.status == "skipped" or not entry.lab:
+            return None
+        status, error = entry.status, entry.error
+        self.teardown(entry)
+        if entry.status == "torn-down":
+            entry.status, entry.error = status, f"{error}; its lab was torn down"
+            self.changed(True)
+        return None
 
     def setup(self, entry: ClassLab) -> Any:
         """A new lab in the target, left standing (its students trigger it)."""

@@ -60,6 +60,13 @@ def parse_regions(text: str | None) -> list[str]:
     return _listed(text, REGION, "an AWS region", "--regions us-east-1,eu-west-1")
 
 
+def validate_admin_account(account: str | None) -> str | None:
+    if account is not None and not ACCOUNT_ID.fullmatch(account):
+        raise UsageError(f"invalid --admin-account '{account}'",
+                         "give the 12-digit id of the class's GuardDuty administrator")
+    return account
+
+
 def validate_role(role: str) -> str:
     if not isinstance(role, str) or not ROLE_NAME.fullmatch(role):
         raise UsageError(f"invalid role name '{role}'",
@@ -99,6 +106,9 @@ class ClassRecord:
     role: str
     endpoint: str | None = None
     admin_account: str | None = None
+    admin_home: str | None = None  # the region Security Hub's aggregator lives in
+    # What the class made for its administrator (class_admin.py), to undo at its teardown.
+    admin_made: list[dict[str, Any]] = field(default_factory=list)
     created_at: str = field(default_factory=now_iso)
     updated_at: str = field(default_factory=now_iso)
     labs: list[ClassLab] = field(default_factory=list)
@@ -109,7 +119,8 @@ class ClassRecord:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ClassRecord:
         known = {k: data[k] for k in ("name", "target", "scenario", "role", "endpoint",
-                                      "admin_account", "created_at", "updated_at")
+                                      "admin_account", "admin_home", "admin_made",
+                                      "created_at", "updated_at")
                  if k in data}
         labs = [ClassLab(**{k: v for k, v in lab.items() if k in ClassLab.__dataclass_fields__})
                 for lab in data.get("labs") or [] if isinstance(lab, dict)]
@@ -125,6 +136,7 @@ def _check(record: ClassRecord) -> None:
     """A record read back is held to what gdlab writes (a hostile file names nothing else)."""
     validate_class_name(record.name)
     validate_role(record.role)
+    _check_admin(record)
     for lab in record.labs:
         if not (isinstance(lab.account, str) and ACCOUNT_ID.fullmatch(lab.account)
                 and isinstance(lab.region, str) and REGION.fullmatch(lab.region)):
@@ -134,6 +146,29 @@ def _check(record: ClassRecord) -> None:
             from gdlab.lab.state import validate_lab_id
 
             validate_lab_id(lab.lab)
+
+
+def _check_admin(record: ClassRecord) -> None:
+    from gdlab.lab.class_admin import KINDS
+
+    def account(value: Any) -> bool:
+        return isinstance(value, str) and bool(ACCOUNT_ID.fullmatch(value))
+
+    if record.admin_account is not None and not account(record.admin_account):
+        raise ValueError(f"an administrator that is not an account: {record.admin_account!r}")
+    if record.admin_home is not None and not (isinstance(record.admin_home, str)
+                                              and REGION.fullmatch(record.admin_home)):
+        raise ValueError(f"a home region that is not a region: {record.admin_home!r}")
+    if not isinstance(record.admin_made, list):
+        raise ValueError("the administrator's journal is not a list")
+    for entry in record.admin_made:
+        if not (isinstance(entry, dict) and entry.get("kind") in KINDS
+                and account(entry.get("account"))
+                and isinstance(entry.get("region"), str) and REGION.fullmatch(entry["region"])
+                and (entry.get("id") is None or isinstance(entry["id"], str))
+                and all(account(a) for a in entry.get("accounts") or [])
+                and isinstance(entry.get("detector", ""), str)):
+            raise ValueError(f"an administrator's journal entry gdlab never writes: {entry!r}")
 
 
 class DamagedClass(GdlabError):

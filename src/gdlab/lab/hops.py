@@ -29,7 +29,7 @@ def _threat_list(watcher: Any) -> None:
     ctx = watcher.ctx
     status = observe.threat_list_status(ctx)
     if status == "ACTIVE":
-        watcher.see("threat-list", f"{ctx.name('threat_list')} ACTIVE")
+        watcher.see("threat-list", f"{observe.threat_list_name(ctx)} ACTIVE")
     else:
         watcher.note("threat-list", f"status {status}")
 

@@ -19,6 +19,11 @@ def threat_list_status(ctx: LabContext) -> str | None:
     detector = ctx.state.live("detector")
     if not res or not detector:
         return None
+    if res.attrs.get("admin_account"):  # a GuardDuty member's list is its administrator's
+        from gdlab.lab import class_admin
+
+        administrator = class_admin.serving(ctx.state.options.get("class"))
+        return administrator.list_status(ctx.cloud.region) if administrator else None
     from botocore.exceptions import ClientError
 
     try:
@@ -30,6 +35,13 @@ def threat_list_status(ctx: LabContext) -> str | None:
             return "DELETED"
         raise
     return info.get("Status")
+
+
+def threat_list_name(ctx: LabContext) -> str:
+    """The name of the list that holds the lab's address: its own, or in a class with a
+    GuardDuty administrator the administrator's list for the region."""
+    res = ctx.state.live("threat-intel-set")
+    return (res.attrs.get("list_name") if res else None) or ctx.name("threat_list")
 
 
 def finding_subject(ctx: LabContext) -> tuple[str, str | None]:

@@ -248,7 +248,7 @@ def ping(
 def wait_threat_list_active(ctx: LabContext, deadline_seconds: float) -> None:
     """GuardDuty matches traffic only against ACTIVE lists: a ping sent while the list is
     still ACTIVATING (minutes on AWS) would raise no finding."""
-    from gdlab.lab.observe import threat_list_status
+    from gdlab.lab.observe import threat_list_name, threat_list_status
 
     started = time.monotonic()
     attempt = 0
@@ -258,7 +258,7 @@ def wait_threat_list_active(ctx: LabContext, deadline_seconds: float) -> None:
             return
         if status in ("ERROR", "DELETED", "INACTIVE", None):
             raise LabNotReady(
-                f"the threat list {ctx.name('threat_list')} is {status or 'missing'}",
+                f"the threat list {threat_list_name(ctx)} is {status or 'missing'}",
                 "GuardDuty cannot use it: check the list file in the lab's bucket and "
                 "'aws guardduty get-threat-intel-set', or rerun 'gdlab setup'",
             )

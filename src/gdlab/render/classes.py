@@ -63,9 +63,13 @@ def report(record: ClassRecord, passed: bool, seconds: float,
         if found is not None and hasattr(found, "to_dict"):
             item["report"] = found.to_dict()
         targets.append(item)
-    return {"class": record.name, "scenario": record.scenario, "target": record.target,
-            "role": record.role, "passed": passed, "seconds": round(seconds, 1),
-            "targets": targets}
+    found = {"class": record.name, "scenario": record.scenario, "target": record.target,
+             "role": record.role, "passed": passed, "seconds": round(seconds, 1),
+             "targets": targets}
+    if record.admin_account:
+        found["administrator"] = {"account": record.admin_account, "home": record.admin_home,
+                                  "standing": [dict(e) for e in record.admin_made]}
+    return found
 
 
 def junit_xml(record: ClassRecord, results: dict[int, Any]) -> str:

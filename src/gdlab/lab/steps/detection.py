@@ -36,41 +36,12 @@ class Bucket(Step):
         return self.name_of(ctx)
 
     def create(self, ctx: LabContext) -> None:
-        s3 = ctx.cloud.client("s3")
         name = self.name_of(ctx)
-        kwargs: dict[str, Any] = {}
-        if ctx.cloud.region != "us-east-1":
-            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": ctx.cloud.region}
-        s3.create_bucket(Bucket=name, ObjectOwnership="BucketOwnerEnforced", **kwargs)
+        create_bucket(ctx.cloud.client("s3"), name, ctx.cloud.region)
         ctx.created(self, name)
 
     def configure(self, ctx: LabContext, res: Resource) -> None:
-        s3 = ctx.cloud.client("s3")
-        name = res.id
-        s3.put_public_access_block(
-            Bucket=name,
-            PublicAccessBlockConfiguration={
-                "BlockPublicAcls": True,
-                "IgnorePublicAcls": True,
-                "BlockPublicPolicy": True,
-                "RestrictPublicBuckets": True,
-            },
-        )
-        s3.put_bucket_encryption(
-            Bucket=name,
-            ServerSideEncryptionConfiguration={
-                "Rules": [
-                    {
-                        "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"},
-                        "BucketKeyEnabled": True,
-                    }
-                ]
-            },
-        )
-        s3.put_bucket_tagging(
-            Bucket=name,
-            Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in ctx.tags(name).items()]},
-        )
+        secure_bucket(ctx.cloud.client("s3"), res.id, ctx.tags(res.id))
 
     def find(self, ctx: LabContext) -> list[Found]:
         from botocore.exceptions import ClientError
@@ -86,8 +57,6 @@ class Bucket(Step):
         return [Found(self.name_of(ctx))] if any(t["Key"] == LAB_TAG for t in tags) else []
 
     def delete(self, ctx: LabContext, res: Resource) -> None:
-        from botocore.exceptions import ClientError
-
         if res.id != self.name_of(ctx):
             # Emptying a bucket destroys data: only the lab's own name is ever emptied,
             # whatever a (damaged or hostile) journal says.
@@ -96,20 +65,58 @@ class Bucket(Step):
                 "not deleted",
                 "check the state file; the lab's own bucket is found by the sweep",
             )
-        s3 = ctx.cloud.client("s3")
-        try:
-            paginator = s3.get_paginator("list_object_versions")
-            for page in paginator.paginate(Bucket=res.id):
-                objects = [
-                    {"Key": o["Key"], "VersionId": o["VersionId"]}
-                    for o in page.get("Versions", []) + page.get("DeleteMarkers", [])
-                ]
-                if objects:
-                    s3.delete_objects(Bucket=res.id, Delete={"Objects": objects, "Quiet": True})
-            s3.delete_bucket(Bucket=res.id)
-        except ClientError as exc:
-            if not is_not_found(exc):
-                raise
+        empty_and_delete_bucket(ctx.cloud.client("s3"), res.id)
+
+
+def create_bucket(s3: Any, name: str, region: str) -> None:
+    kwargs: dict[str, Any] = {}
+    if region != "us-east-1":
+        kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    s3.create_bucket(Bucket=name, ObjectOwnership="BucketOwnerEnforced", **kwargs)
+
+
+def secure_bucket(s3: Any, name: str, tags: dict[str, str]) -> None:
+    """Block every public access, encrypt by default, tag."""
+    s3.put_public_access_block(
+        Bucket=name,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
+    s3.put_bucket_encryption(
+        Bucket=name,
+        ServerSideEncryptionConfiguration={
+            "Rules": [
+                {
+                    "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"},
+                    "BucketKeyEnabled": True,
+                }
+            ]
+        },
+    )
+    s3.put_bucket_tagging(
+        Bucket=name, Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]})
+
+
+def empty_and_delete_bucket(s3: Any, name: str) -> None:
+    """Every version and delete marker, then the bucket; one already gone is fine."""
+    from botocore.exceptions import ClientError
+
+    try:
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket=name):
+            objects = [
+                {"Key": o["Key"], "VersionId": o["VersionId"]}
+                for o in page.get("Versions", []) + page.get("DeleteMarkers", [])
+            ]
+            if objects:
+                s3.delete_objects(Bucket=name, Delete={"Objects": objects, "Quiet": True})
+        s3.delete_bucket(Bucket=name)
+    except ClientError as exc:
+        if not is_not_found(exc):
+            raise
 
 
 class ThreatListFile(Step):
@@ -198,13 +205,23 @@ class Detector(Step):
 
 class ThreatIntelSet(Step):
     key, type, label = "threat-intel-set", "AWS::GuardDuty::ThreatIntelSet", "Custom threat list"
-    needs = ("detector", "threat-list-file")
+    needs = ("detector", "threat-list-file", "eip")
     typical_seconds = 5.0  # ACTIVATING until GuardDuty has read the list
 
     def display_name(self, ctx: LabContext) -> str:
         return ctx.name("threat_list")
 
     def create(self, ctx: LabContext) -> None:
+        from gdlab.lab import class_admin
+
+        administrator = class_admin.serving(ctx.state.options.get("class"))
+        if administrator is not None and administrator.account != ctx.cloud.account:
+            # A GuardDuty member: only its administrator manages lists, and they apply to
+            # the member. The class writes one list per region with every lab's address.
+            name = administrator.enlist(ctx.cloud.region, ctx.lab, ctx.attr("eip", "public_ip"))
+            ctx.created(self, f"{administrator.account}/{name}", list_name=name,
+                        admin_account=administrator.account)
+            return
         guardduty = ctx.cloud.client("guardduty")
         detector_id = ctx.id_of("detector")
         existing = guardduty.list_threat_intel_sets(DetectorId=detector_id)["ThreatIntelSetIds"]
@@ -258,6 +275,10 @@ class ThreatIntelSet(Step):
         return found
 
     def delete(self, ctx: LabContext, res: Resource) -> None:
+        if res.attrs.get("admin_account"):
+            # The administrator's list is the class's: its teardown deletes it once every
+            # lab is gone (an update now would re-read the list under the others' watch).
+            return
         detector = ctx.state.live("detector")
         detector_id = res.attrs.get("detector_id") or (detector.id if detector else None)
         if not detector_id or not res.id:

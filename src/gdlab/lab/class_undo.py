@@ -1,0 +1,87 @@
+"""How a class with a GuardDuty administrator undoes each kind of change it journaled
+(class_admin.py). An entry without an id was journaled before its call only because the
+thing was not there then: whatever is there now is the class's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gdlab.lab.awsutil import error_code
+from gdlab.lab.steps.detection import empty_and_delete_bucket
+
+
+class Undoing:
+    """Mixed into class_admin.Administrator (cloud, management, record, account, home)."""
+
+    def _undo_threat_intel_set(self, entry: dict[str, Any]) -> None:
+        gd = self.cloud(entry["region"]).client("guardduty")
+        detectors = gd.list_detectors()["DetectorIds"]
+        if not detectors:
+            return  # a set goes with its detector
+        set_id = self._set_id(gd, detectors[0])
+        if set_id:
+            gd.delete_threat_intel_set(DetectorId=detectors[0], ThreatIntelSetId=set_id)
+
+    def _undo_list_bucket(self, entry: dict[str, Any]) -> None:
+        from gdlab.lab.class_admin import list_bucket
+
+        # Only the class's own name is ever emptied, whatever the journal says.
+        empty_and_delete_bucket(self.cloud(entry["region"]).client("s3"),
+                                list_bucket(self.record.name, self.account, entry["region"]))
+
+    def _undo_sh_aggregator(self, entry: dict[str, Any]) -> None:
+        hub = self.cloud(entry["region"]).client("securityhub")
+        for found in hub.list_finding_aggregators()["FindingAggregators"]:
+            arn = found["FindingAggregatorArn"]
+            if entry["id"] in (None, arn):
+                hub.delete_finding_aggregator(FindingAggregatorArn=arn)
+
+    def _undo_sh_members(self, entry: dict[str, Any]) -> None:
+        hub = self.cloud(entry["region"]).client("securityhub")
+        try:
+            hub.disassociate_members(AccountIds=list(entry.get("accounts") or []))
+        except Exception as exc:  # noqa: BLE001 - its hub is off: it has no members
+            if error_code(exc) != "InvalidAccessException":
+                raise
+
+    def _undo_sh_admin(self, entry: dict[str, Any]) -> None:
+        managing = self.management(entry["region"]).client("securityhub")
+        admins = [a["AccountId"] for a in
+                  managing.list_organization_admin_accounts()["AdminAccounts"]]
+        if self.account in admins:
+            managing.disable_organization_admin_account(AdminAccountId=self.account)
+
+    def _undo_sh_hub(self, entry: dict[str, Any]) -> None:
+        hub = self.cloud(entry["region"], entry["account"]).client("securityhub")
+        try:
+            hub.disable_security_hub()
+        except Exception as exc:  # noqa: BLE001 - off already
+            if error_code(exc) not in ("InvalidAccessException", "ResourceNotFoundException"):
+                raise
+
+    def _undo_gd_auto_enable(self, entry: dict[str, Any]) -> None:
+        gd = self.cloud(entry["region"]).client("guardduty")
+        if entry.get("detector") in gd.list_detectors()["DetectorIds"]:
+            gd.update_organization_configuration(DetectorId=entry["detector"],
+                                                 AutoEnableOrganizationMembers="NONE")
+
+    def _undo_gd_members(self, entry: dict[str, Any]) -> None:
+        gd = self.cloud(entry["region"]).client("guardduty")
+        detectors = gd.list_detectors()["DetectorIds"]
+        members = list(entry.get("accounts") or [])
+        if detectors and members:
+            gd.disassociate_members(DetectorId=detectors[0], AccountIds=members)
+            gd.delete_members(DetectorId=detectors[0], AccountIds=members)
+
+    def _undo_gd_admin(self, entry: dict[str, Any]) -> None:
+        managing = self.management(entry["region"]).client("guardduty")
+        admins = [a["AdminAccountId"] for page in managing.get_paginator(
+            "list_organization_admin_accounts").paginate() for a in page["AdminAccounts"]]
+        if self.account in admins:
+            managing.disable_organization_admin_account(AdminAccountId=self.account)
+
+    def _undo_gd_detector(self, entry: dict[str, Any]) -> None:
+        gd = self.cloud(entry["region"], entry["account"]).client("guardduty")
+        for detector in gd.list_detectors()["DetectorIds"]:
+            if entry["id"] in (None, detector):
+                gd.delete_detector(DetectorId=detector)
