@@ -71,6 +71,18 @@ def test_a_record_is_written_private_and_read_back(tmp_path):
                 "labs": [{"account": "111111111111", "region": "us-east-1",
                           "lab": "../../x"}]}),
     json.dumps({"name": "sec-101", "target": "local", "scenario": "x", "role": "a/b"}),
+    # The administrator's journal names only what gdlab writes there.
+    json.dumps({"name": "sec-101", "target": "local", "scenario": "x", "role": "r",
+                "admin_account": "11111111111x"}),
+    json.dumps({"name": "sec-101", "target": "local", "scenario": "x", "role": "r",
+                "admin_account": "111111111111", "admin_made": [
+                    {"kind": "rm-rf", "account": "111111111111", "region": "us-east-1"}]}),
+    json.dumps({"name": "sec-101", "target": "local", "scenario": "x", "role": "r",
+                "admin_account": "111111111111", "admin_made": [
+                    {"kind": "gd-members", "account": "111111111111", "region": "us-east-1",
+                     "accounts": ["*"]}]}),
+    json.dumps({"name": "sec-101", "target": "local", "scenario": "x", "role": "r",
+                "admin_made": {"kind": "gd-admin"}}),
 ])
 def test_a_damaged_or_hostile_record_is_one_line(tmp_path, text):
     store = ClassStore(tmp_path)

@@ -1,0 +1,108 @@
+"""gdlab class --admin-account through the CLI against a real local cloud holding an
+organization: three student accounts in two regions with a GuardDuty and Security Hub
+administrator pass end to end, the administrator's view verified in every lab, while a target
+whose role cannot be assumed is skipped; nothing is left in any account or region, nor in the
+organization's settings. A class set up with an administrator is verified and torn down the
+same way."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from cli.test_class import REGIONS, leftovers, members
+
+pytestmark = pytest.mark.slow
+
+
+def organization_left(cloud, admin: str) -> dict:
+    """What the organization still says about the class's administrator, asked of the
+    management account and of the administrator itself, region by region."""
+    from gdlab.lab import accounts
+
+    credentials = accounts.assume(cloud, admin, "OrganizationAccountAccessRole", "inventory")
+    found = {}
+    for region in REGIONS:
+        managing = accounts.reach(cloud, cloud.account, region, None)
+        admins = managing.client("guardduty").list_organization_admin_accounts()[
+            "AdminAccounts"]
+        hub_admins = managing.client("securityhub").list_organization_admin_accounts()[
+            "AdminAccounts"]
+        hub = accounts.reach(cloud, admin, region, credentials).client("securityhub")
+        try:
+            aggregators = hub.list_finding_aggregators()["FindingAggregators"]
+        except hub.exceptions.InvalidAccessException:  # Security Hub is off there again
+            aggregators = []
+        if admins or hub_admins or aggregators:
+            found[region] = {"guardduty": admins, "securityhub": hub_admins,
+                             "aggregators": aggregators}
+    return found
+
+
+def test_a_class_with_an_administrator_passes_its_view_and_leaves_nothing(gdlab, cloud):
+    *students, admin = members(gdlab, 4)
+    code, out, err = gdlab("class", "run", "sec-201", "--accounts",
+                           ",".join([*students, "999999999999"]), "--regions",
+                           ",".join(REGIONS), "--admin-account", admin, "--json")
+    assert code == 1, err  # the unreachable target fails the class, and only it
+    found = json.loads(out)
+    assert found["administrator"] == {"account": admin, "home": REGIONS[0], "standing": []}
+    targets = {(t["account"], t["region"]): t for t in found["targets"]}
+    for region in REGIONS:
+        skipped = targets.pop(("999999999999", region))
+        assert skipped["status"] == "skipped" and "cannot assume" in skipped["error"]
+    assert set(targets) == {(a, r) for a in students for r in REGIONS}
+    for (account, region), target in targets.items():
+        assert target["status"] == "passed", target
+        checks = {c["name"]: c for c in target["report"]["verify"]["checks"]}
+        assert checks["administrator-guardduty"]["status"] == "pass"
+        assert f"of member {account} in {region}" in checks["administrator-guardduty"][
+            "evidence"]
+        home = checks["home-securityhub"]
+        assert home["status"] == "pass" and f"in {REGIONS[0]} sees it from {region}" in home[
+            "evidence"]
+        # The finding names the administrator's list: a member cannot hold its own.
+        assert "list gdlab-class-sec-201" in checks["guardduty-finding"]["evidence"]
+    for account in [*students, admin]:
+        for region in REGIONS:
+            assert leftovers(cloud, account, region) == {}, (account, region)
+    assert organization_left(cloud, admin) == {}
+
+
+def test_a_class_set_up_with_an_administrator_is_verified_then_torn_down(gdlab, cloud):
+    *students, admin = members(gdlab, 3)
+    code, out, err = gdlab("class", "setup", "sec-202", "--organization", "--regions",
+                           ",".join(REGIONS), "--admin-account", admin, "--json")
+    assert code == 0, err
+    setup = json.loads(out)
+    assert {t["account"] for t in setup["targets"]} == set(students)  # not the administrator
+    assert setup["administrator"]["standing"]  # its changes stand with the labs
+    # The administrator holds one list per region; the students hold none.
+    assert set(leftovers(cloud, admin, REGIONS[1])) >= {"detector", "threat-intel-set",
+                                                        "securityhub", "bucket"}
+    assert "threat-intel-set" not in leftovers(cloud, students[0], REGIONS[0])
+    code, out, err = gdlab("class", "verify", "sec-202", "--json")
+    assert code == 0, err
+    for target in json.loads(out)["targets"]:
+        assert target["status"] == "passed", target
+    code, _, err = gdlab("class", "run", "sec-202", "--organization", "--admin-account", admin)
+    assert code == 2 and "still has" in err  # its labs and its administrator's changes stand
+    code, out, err = gdlab("class", "teardown", "sec-202", "--yes", "--json")
+    assert code == 0, err
+    assert json.loads(out)["administrator"]["standing"] == []
+    for account in [*students, admin]:
+        for region in REGIONS:
+            assert leftovers(cloud, account, region) == {}, (account, region)
+    assert organization_left(cloud, admin) == {}
+    home = os.environ["GDLAB_HOME"]
+    assert not os.path.exists(os.path.join(home, "classes", "sec-202.json"))
+
+
+def test_an_administrator_is_named_by_its_account_and_runs_no_lab(gdlab):
+    code, _, err = gdlab("class", "run", "sec-203", "--accounts", "111111111111",
+                         "--admin-account", "12345")
+    assert code == 2 and "--admin-account '12345'" in err and "Traceback" not in err
+    code, _, err = gdlab("class", "run", "sec-203", "--accounts", "111111111111,222222222222",
+                         "--admin-account", "222222222222")
+    assert code == 2 and "administrator, and runs no lab" in err

@@ -1,0 +1,108 @@
+"""A class's GuardDuty administrator against a real local cloud holding an organization: its
+teardown undoes what its journal names even when a crash kept the ids from it, and never
+touches what was there before the class; another administrator already designated stops it
+in one line before it changes anything of GuardDuty's."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from lab.conftest import inventory
+
+from gdlab.cloud import Cloud, CloudSettings
+from gdlab.errors import ConfigError
+from gdlab.lab import accounts
+from gdlab.lab.class_admin import Administrator
+from gdlab.lab.class_targets import Classroom
+from gdlab.lab.classroom import ClassLab, ClassRecord, ClassStore
+from gdlab.lab.fanout import SharedInterrupts
+from gdlab.lab.run import NoSignals
+from gdlab.lab.state import LabStore
+
+REGIONS = ("us-east-1", "eu-west-1")
+
+
+@pytest.fixture
+def org(local_server, tmp_path):
+    base = Cloud(CloudSettings(target="local", region=REGIONS[0],
+                               endpoint_url=local_server.endpoint,
+                               local_cloud_id=local_server.cloud_id,
+                               local_credentials=local_server.credentials))
+    made = [a["Id"] for a in accounts.create_member_accounts(base, 3)]
+    return base, made, tmp_path
+
+
+def administrator(org, name: str) -> Administrator:
+    base, (student, other, admin), home = org
+    record = ClassRecord(name=name, target="local", scenario="compromised-ec2",
+                         role="OrganizationAccountAccessRole", admin_account=admin,
+                         admin_home=REGIONS[0],
+                         labs=[ClassLab(a, r) for a in (student, other) for r in REGIONS])
+    classes = ClassStore(home)
+    classes.save(record)
+    room = Classroom(base, LabStore(home), classes, record, SharedInterrupts(NoSignals()))
+    return Administrator(room, record, classes)
+
+
+def reach(org, account: str, region: str) -> Cloud:
+    base = org[0]
+    return accounts.reach(base, account, region, accounts.assume(
+        base, account, "OrganizationAccountAccessRole", "test"))
+
+
+def test_a_crash_before_the_ids_were_journaled_is_undone_and_what_was_there_stays(org):
+    base, (student, other, admin), _ = org
+    # The other student had GuardDuty and Security Hub on before the class.
+    before = reach(org, other, REGIONS[1])
+    detector = before.client("guardduty").create_detector(Enable=True)["DetectorId"]
+    before.client("securityhub").enable_security_hub(EnableDefaultStandards=False)
+    side = administrator(org, "crashed")
+    side.prepare(threading.Event())
+    side.enlist(REGIONS[1], "gd-abc123", "198.51.100.7")
+    side.publish(threading.Event(), 30.0)
+    assert side.list_status(REGIONS[1]) == "ACTIVE"
+    kinds = {e["kind"] for e in side.record.admin_made}
+    assert kinds == {"gd-admin", "gd-detector", "gd-members", "gd-auto-enable", "sh-hub",
+                     "sh-admin", "sh-members", "sh-aggregator", "list-bucket",
+                     "threat-intel-set"}
+    assert not any(e["account"] == other and e["region"] == REGIONS[1]
+                   for e in side.record.admin_made if e["kind"] in ("gd-detector", "sh-hub"))
+    # As if the process died after each call and before its id was written down.
+    reread = ClassStore(side.classes.home).load("crashed")
+    for entry in reread.admin_made:
+        entry["id"] = None
+    side.record.admin_made[:] = reread.admin_made
+    assert side.release() == []
+    assert side.record.admin_made == []
+    kept = inventory(reach(org, other, REGIONS[1]))
+    assert kept == {"detector": [detector], "securityhub": ["enabled"]}
+    for account in (student, other, admin):
+        for region in REGIONS:
+            if (account, region) != (other, REGIONS[1]):
+                assert inventory(reach(org, account, region)) == {}, (account, region)
+    for region in REGIONS:
+        managing = accounts.reach(base, base.account, region, None)
+        assert managing.client("guardduty").list_organization_admin_accounts()[
+            "AdminAccounts"] == []
+        assert managing.client("securityhub").list_organization_admin_accounts()[
+            "AdminAccounts"] == []
+
+
+def test_another_administrator_already_designated_stops_the_class_in_one_line(org):
+    base, (student, other, admin), _ = org
+    base.client("guardduty").enable_organization_admin_account(AdminAccountId=other)
+    side = administrator(org, "taken")
+    with pytest.raises(ConfigError) as info:
+        side.prepare(threading.Event())
+    assert f"already has the administrator {other}" in info.value.message
+    assert info.value.hint.startswith(f"pass --admin-account {other}")
+    assert side.record.admin_made == []
+
+
+def test_a_signal_stops_the_preparation_between_its_calls(org):
+    side = administrator(org, "stopped")
+    stop = threading.Event()
+    stop.set()
+    side.prepare(stop)
+    assert side.record.admin_made == []
