@@ -1,10 +1,12 @@
 """A class's GuardDuty administrator against a real local cloud holding an organization: its
 teardown undoes what its journal names even when a crash kept the ids from it, and never
 touches what was there before the class; another administrator already designated stops it
-in one line before it changes anything of GuardDuty's."""
+in one line before it changes anything of GuardDuty's; a hostile copy of the journal in the
+administrator's bucket is one line."""
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
@@ -97,7 +99,8 @@ def test_another_administrator_already_designated_stops_the_class_in_one_line(or
         side.prepare(threading.Event())
     assert f"already has the administrator {other}" in info.value.message
     assert info.value.hint.startswith(f"pass --admin-account {other}")
-    assert side.record.admin_made == []
+    assert [e["kind"] for e in side.record.admin_made] == ["list-bucket"]  # nothing of GuardDuty's
+    assert side.release() == [] and side.record.admin_made == []
 
 
 def test_a_signal_stops_the_preparation_between_its_calls(org):
@@ -106,3 +109,39 @@ def test_a_signal_stops_the_preparation_between_its_calls(org):
     stop.set()
     side.prepare(stop)
     assert side.record.admin_made == []
+
+
+def test_a_lost_record_is_rebuilt_from_the_journal_in_the_administrators_buckets(org):
+    base, (student, other, admin), _ = org
+    side = administrator(org, "elsewhere")
+    side.prepare(threading.Event())
+    made = sorted(map(str, side.record.admin_made))
+    # Another machine: a record of that name knowing only the administrator.
+    fresh = ClassRecord(name="elsewhere", target="local", scenario="compromised-ec2",
+                        role="OrganizationAccountAccessRole", admin_account=admin)
+    classes = ClassStore(org[2] / "other-machine")
+    room = Classroom(base, LabStore(org[2] / "other-machine"), classes, fresh,
+                     SharedInterrupts(NoSignals()))
+    found = Administrator(room, fresh, classes)
+    assert found.recover(list(REGIONS)) == len(side.record.admin_made)
+    assert sorted(map(str, fresh.admin_made)) == made
+    assert found.release() == []
+    for account in (student, other, admin):
+        for region in REGIONS:
+            assert inventory(reach(org, account, region)) == {}, (account, region)
+
+
+def test_a_hostile_copy_of_the_journal_is_one_line(org):
+    side = administrator(org, "hostile")
+    side.prepare(threading.Event())
+    bucket = side.made("list-bucket", REGIONS[0])["id"]
+    s3 = reach(org, side.account, REGIONS[0]).client("s3")
+    s3.put_object(Bucket=bucket, Key="gdlab-class-journal.json", Body=json.dumps(
+        {"class": "hostile", "entries": [{"kind": "gd-detector", "account": "../../etc",
+                                          "region": REGIONS[0], "id": None}]}).encode())
+    fresh = ClassRecord(name="hostile", target="local", scenario="compromised-ec2",
+                        role="OrganizationAccountAccessRole", admin_account=side.account)
+    with pytest.raises(ConfigError) as info:
+        Administrator(side.room, fresh, side.classes).recover([REGIONS[0]])
+    assert "damaged" in info.value.message and "\n" not in str(info.value)
+    assert side.release() == []

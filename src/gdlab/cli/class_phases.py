@@ -118,6 +118,18 @@ def serving(app: Any, classes: Any, record: Any) -> Any:
     return class_admin.serve(administrator(app, classes, record))
 
 
+def recover(app: Any, classes: Any, record: Any, regions: list[str]) -> None:
+    """What the copies of the administrator's journal in its buckets name, added to the
+    record (a class started on another machine, or whose record was lost)."""
+    admin = administrator(app, classes, record)
+    found: list[int] = []
+    _class_step(record, f"reading the journal of administrator {admin.account}",
+                lambda stop: found.append(admin.recover(regions)))
+    if found and found[0]:
+        err_console().print(f"[dim]class {record.name}: {found[0]} change(s) of administrator "
+                            f"{admin.account} found in its buckets[/dim]", soft_wrap=True)
+
+
 def release(app: Any, classes: Any, record: Any, admin: Any = None) -> bool:
     """Undoes the class's administrator changes once none of its labs stands; True when
     nothing of them is left."""

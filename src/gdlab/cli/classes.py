@@ -298,19 +298,28 @@ def verify(ctx: typer.Context, name: str = NAME, max_parallel: int = MAX_PARALLE
 @class_app.command("teardown")
 def teardown(ctx: typer.Context, name: str = NAME, accounts: str = ACCOUNTS,
              organization: bool = ORGANIZATION, ou: str = OU, role: str = ROLE,
-             regions: str = REGIONS, max_parallel: int = MAX_PARALLEL, yes: bool = YES,
-             json_out: bool = JSON_OUT) -> None:
+             regions: str = REGIONS, max_parallel: int = MAX_PARALLEL,
+             admin_account: str = ADMIN, yes: bool = YES, json_out: bool = JSON_OUT) -> None:
     """Remove every lab of the class: those its record names and, with targets given, those
-    found in them by the gdlab:class tag (a class started on another machine).
+    found in them by the gdlab:class tag (a class started on another machine); then undo
+    what the class changed for its administrator (with targets, also what the journal in the
+    administrator's buckets names).
 
     \b
     Example: gdlab class teardown sec-101
     Example: gdlab class teardown sec-101 --organization --regions us-east-1,eu-west-1
+    Example: gdlab class teardown sec-201 --organization --admin-account 333333333333
     """
     from gdlab.cli.setup import confirm_billable
-    from gdlab.lab.classroom import ClassStore, DamagedClass, validate_class_name
+    from gdlab.lab.classroom import (
+        ClassStore,
+        DamagedClass,
+        validate_admin_account,
+        validate_class_name,
+    )
 
     validate_class_name(name)
+    validate_admin_account(admin_account)
     app = obj(ctx)
     classes = ClassStore(app.store.home)
     classes.hold(name)
@@ -331,8 +340,13 @@ def teardown(ctx: typer.Context, name: str = NAME, accounts: str = ACCOUNTS,
         classes.load(name)  # says there is no such class, and how to sweep for one
     _add_journaled(app.store, record)
     if swept:
-        _sweep(app, classes, record, _targets(app, accounts, organization, ou, regions),
-               role, max_parallel)
+        targets = _targets(app, accounts, organization, ou, regions, admin_account)
+        _sweep(app, classes, record, targets, role, max_parallel)
+        if admin_account or record.admin_account:
+            from gdlab.cli.class_phases import recover
+
+            record.admin_account = record.admin_account or admin_account
+            recover(app, classes, record, sorted({region for _, region in targets}))
     with signals.interruptible():
         confirm_billable(app.cloud(), yes, f"gdlab will delete the labs of class {name}")
     results, sig, took = _fan(app, classes, record, "teardown", max_parallel, json_out,

@@ -19,6 +19,7 @@ accepts, even after a crash: what was there before is never touched."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -36,9 +37,10 @@ from gdlab.lab.steps.detection import THREAT_LIST_KEY, create_bucket, secure_buc
 
 # What the class undoes, in the order AWS accepts: a hub leaves Security Hub after its
 # administrator lets go; a detector goes after its account is no longer a member.
-RELEASE_ORDER = ("threat-intel-set", "list-bucket", "sh-aggregator", "sh-members",
-                 "sh-admin", "sh-hub", "gd-auto-enable", "gd-members", "gd-admin",
-                 "gd-detector")
+# The bucket goes last: it also holds the region's copy of the journal.
+RELEASE_ORDER = ("threat-intel-set", "sh-aggregator", "sh-members", "sh-admin", "sh-hub",
+                 "gd-auto-enable", "gd-members", "gd-admin", "gd-detector", "list-bucket")
+JOURNAL_KEY = "gdlab-class-journal.json"
 KINDS = frozenset(RELEASE_ORDER)
 
 _serving: dict[str, Administrator] = {}
@@ -100,22 +102,70 @@ class Administrator(Undoing):
         return reached
 
     # --- the journal -------------------------------------------------------------------------
+    # The journal is the class record's, and a copy per region lives in the administrator's
+    # bucket there, so a teardown from another machine finds what the class changed.
     def _intend(self, kind: str, region: str, account: str, **extra: Any) -> dict[str, Any]:
         entry = {"kind": kind, "region": region, "account": account, "id": None, **extra}
         with self._lock:
             self.record.admin_made.append(entry)
             self.classes.save(self.record)
+        self._mirror(region)
         return entry
 
     def _made(self, entry: dict[str, Any], made_id: str) -> None:
         with self._lock:
             entry["id"] = made_id
             self.classes.save(self.record)
+        self._mirror(entry["region"])
 
     def _undone(self, entry: dict[str, Any]) -> None:
         with self._lock:
             self.record.admin_made.remove(entry)
             self.classes.save(self.record)
+        if entry["kind"] != "list-bucket":
+            self._mirror(entry["region"])
+
+    def _mirror(self, region: str) -> None:
+        bucket = self.made("list-bucket", region)
+        if bucket is None or bucket["id"] is None:
+            return  # not made yet (the bucket is the region's first change)
+        entries = [e for e in self.record.admin_made if e["region"] == region]
+        self.cloud(region).client("s3").put_object(
+            Bucket=bucket["id"], Key=JOURNAL_KEY, ContentType="application/json",
+            Body=json.dumps({"class": self.record.name, "entries": entries}).encode())
+
+    def recover(self, regions: list[str]) -> int:
+        """Adds to the record what the copies of the journal in the administrator's buckets
+        name (the class record is gone, or was never on this machine); how many entries."""
+        from gdlab.lab.classroom import check_admin_entry
+
+        added = 0
+        for region in regions:
+            bucket = list_bucket(self.record.name, self.account, region)
+            try:
+                body = self.cloud(region).client("s3").get_object(
+                    Bucket=bucket, Key=JOURNAL_KEY)["Body"].read()
+            except Exception as exc:  # noqa: BLE001 - no bucket, no copy: nothing there
+                if error_code(exc) in ("NoSuchBucket", "NoSuchKey", "404", "AccessDenied"):
+                    continue
+                raise
+            try:
+                data = json.loads(body)
+                entries = data["entries"] if data.get("class") == self.record.name else []
+                for entry in entries:
+                    check_admin_entry(entry)
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise ConfigError(f"the class's journal in s3://{bucket}/{JOURNAL_KEY} is "
+                                  f"damaged ({exc})", "remove what it named by hand, then "
+                                  "the object") from None
+            for entry in entries:
+                if entry["region"] == region and self.made(
+                        entry["kind"], region, entry["account"]) is None:
+                    with self._lock:
+                        self.record.admin_made.append(entry)
+                    added += 1
+        self.classes.save(self.record)
+        return added
 
     def made(self, kind: str, region: str, account: str | None = None) -> dict | None:
         return next((e for e in self.record.admin_made if e["kind"] == kind
@@ -127,12 +177,24 @@ class Administrator(Undoing):
         """The administrator and its members in every region, then the aggregator. Stops
         between calls once `cancel` is set (what is made is journaled)."""
         for region in self.regions:
-            for part in (self._guardduty, self._securityhub):
+            for part in (self._bucket, self._guardduty, self._securityhub):
                 if cancel.is_set():
                     return
                 part(region)
         if len(self.regions) > 1 and not cancel.is_set():
             self._aggregator()
+
+    def _bucket(self, region: str) -> None:
+        """The administrator's private bucket of the region: the threat list and the
+        region's copy of the journal."""
+        if self.made("list-bucket", region) is not None:
+            return
+        s3 = self.cloud(region).client("s3")
+        bucket = list_bucket(self.record.name, self.account, region)
+        entry = self._intend("list-bucket", region, self.account)
+        create_bucket(s3, bucket, region)
+        secure_bucket(s3, bucket, self.tags())
+        self._made(entry, bucket)
 
     def _guardduty(self, region: str) -> None:
         managing = self.management(region).client("guardduty")
@@ -277,11 +339,7 @@ class Administrator(Undoing):
         cloud = self.cloud(region)
         s3, gd = cloud.client("s3"), cloud.client("guardduty")
         bucket = list_bucket(self.record.name, self.account, region)
-        if self.made("list-bucket", region) is None:
-            entry = self._intend("list-bucket", region, self.account)
-            create_bucket(s3, bucket, region)
-            self._made(entry, bucket)
-            secure_bucket(s3, bucket, self.tags())
+        self._bucket(region)
         body = f"# gdlab class {self.record.name}: its labs' malicious Elastic IPs\n"
         s3.put_object(Bucket=bucket, Key=THREAT_LIST_KEY, ContentType="text/plain",
                       Body=(body + "".join(f"{a}\n" for a in addresses)).encode())
@@ -330,6 +388,13 @@ class Administrator(Undoing):
         problems = []
         for kind in RELEASE_ORDER:
             for entry in [e for e in self.record.admin_made if e["kind"] == kind]:
+                if kind == "list-bucket" and any(e["region"] == entry["region"]
+                                                 and e is not entry
+                                                 for e in self.record.admin_made):
+                    bucket = list_bucket(self.record.name, self.account, entry["region"])
+                    problems.append(f"bucket {bucket}: kept, it holds the journal of what is "
+                                    "left there")
+                    continue
                 try:
                     getattr(self, "_undo_" + kind.replace("-", "_"))(entry)
                 except (GdlabError, Exception) as exc:  # noqa: BLE001 - said, the rest go on

@@ -149,8 +149,6 @@ def _check(record: ClassRecord) -> None:
 
 
 def _check_admin(record: ClassRecord) -> None:
-    from gdlab.lab.class_admin import KINDS
-
     def account(value: Any) -> bool:
         return isinstance(value, str) and bool(ACCOUNT_ID.fullmatch(value))
 
@@ -162,13 +160,25 @@ def _check_admin(record: ClassRecord) -> None:
     if not isinstance(record.admin_made, list):
         raise ValueError("the administrator's journal is not a list")
     for entry in record.admin_made:
-        if not (isinstance(entry, dict) and entry.get("kind") in KINDS
-                and account(entry.get("account"))
-                and isinstance(entry.get("region"), str) and REGION.fullmatch(entry["region"])
-                and (entry.get("id") is None or isinstance(entry["id"], str))
-                and all(account(a) for a in entry.get("accounts") or [])
-                and isinstance(entry.get("detector", ""), str)):
-            raise ValueError(f"an administrator's journal entry gdlab never writes: {entry!r}")
+        check_admin_entry(entry)
+
+
+def check_admin_entry(entry: Any) -> None:
+    """An entry of the administrator's journal (the class record, or its copy in the
+    administrator's bucket) is held to what gdlab writes there."""
+    from gdlab.lab.class_admin import KINDS
+
+    def account(value: Any) -> bool:
+        return isinstance(value, str) and bool(ACCOUNT_ID.fullmatch(value))
+
+    if not (isinstance(entry, dict) and entry.get("kind") in KINDS
+            and account(entry.get("account"))
+            and isinstance(entry.get("region"), str) and REGION.fullmatch(entry["region"])
+            and (entry.get("id") is None or isinstance(entry["id"], str))
+            and isinstance(entry.get("accounts", []), list)
+            and all(account(a) for a in entry.get("accounts") or [])
+            and isinstance(entry.get("detector", ""), str)):
+        raise ValueError(f"an administrator's journal entry gdlab never writes: {entry!r}")
 
 
 class DamagedClass(GdlabError):
