@@ -85,6 +85,9 @@ def test_a_class_set_up_with_an_administrator_is_verified_then_torn_down_from_el
     setup = json.loads(out)
     assert {t["account"] for t in setup["targets"]} == set(students)  # not the administrator
     assert setup["administrator"]["standing"]  # its changes stand with the labs
+    code, out, _ = gdlab("class", "status", "sec-202")
+    assert code == 0 and f"administrator {admin} (home {REGIONS[0]}): " in out
+    assert "change(s) of the class standing" in out
     # The administrator holds one list per region; the students hold none.
     assert set(leftovers(cloud, admin, REGIONS[1])) >= {"detector", "threat-intel-set",
                                                         "securityhub", "bucket"}

@@ -53,3 +53,21 @@ def test_a_ping_result_tells_what_every_trigger_result_tells():
     early = ping_result(status="Skipped", detail="AlreadyIsolated", already_isolated=True)
     assert early.failure() is None  # the instance's own timer set it off
     assert "already isolated" in early.already_happened()
+
+
+@pytest.mark.parametrize("isolated_by_then", [True, False])
+def test_a_ping_lost_to_an_isolation_under_way_is_the_timers_incident(monkeypatch,
+                                                                      isolated_by_then):
+    """The instance's own timer pings every minute: its finding can isolate the instance
+    while the trigger's ping is on its way, and isolation cuts the SSM agent too."""
+    ctx = lab(monkeypatch, types.SimpleNamespace())
+    ctx.cloud = types.SimpleNamespace(is_local=True)
+    lost = ping_result(status="TimedOut", detail="DeliveryTimedOut", exit_code=None)
+    early = ping_result(status="Skipped", detail="AlreadyIsolated", already_isolated=True)
+    looks = iter([None, early if isolated_by_then else None])
+    monkeypatch.setattr(trigger, "wait_threat_list_active", lambda ctx, seconds: None)
+    monkeypatch.setattr(trigger, "_already_isolated", lambda ctx: next(looks))
+    monkeypatch.setattr(trigger, "ping", lambda ctx, count: lost)
+    got = trigger.trigger(ctx)
+    assert got is (early if isolated_by_then else lost)
+    assert (got.failure() is None) is isolated_by_then

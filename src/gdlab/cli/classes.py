@@ -440,3 +440,6 @@ def status(ctx: typer.Context, name: str = typer.Argument(None, help="A class (d
         print_json(report(record, all(x.status == "passed" for x in record.labs), 0.0))
         return
     console().print(table(record))
+    if record.admin_account:
+        console().print(f"administrator {record.admin_account} (home {record.admin_home}): "
+                        f"{len(record.admin_made)} change(s) of the class standing")

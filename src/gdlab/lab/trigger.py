@@ -305,6 +305,12 @@ def trigger(ctx: LabContext, count: int = 3) -> PingResult:
     if early is not None:
         return early
     result = ping(ctx, count=count)
+    if not result.delivered:
+        # The timer's ping may have won the race: the responder isolated the instance while
+        # this one was on its way, and isolation cuts the SSM agent too.
+        late = _already_isolated(ctx)
+        if late is not None:
+            return late
     # A later phase (detected, isolated...) is not undone by another ping.
     advance = result.delivered and ctx.state.phase in ("ready", "triggered")
     ctx.state.event(
