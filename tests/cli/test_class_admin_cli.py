@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from cli.test_class import REGIONS, leftovers, members
+from lab.test_class_admin import organization_changes
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +40,7 @@ def organization_left(cloud, admin: str) -> dict:
         if admins or hub_admins or aggregators:
             found[region] = {"guardduty": admins, "securityhub": hub_admins,
                              "aggregators": aggregators}
-    return found
+    return {**found, **organization_changes(cloud)}
 
 
 def test_a_class_with_an_administrator_passes_its_view_and_leaves_nothing(gdlab, cloud):

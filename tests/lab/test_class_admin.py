@@ -65,9 +65,9 @@ def test_a_crash_before_the_ids_were_journaled_is_undone_and_what_was_there_stay
     side.publish(threading.Event(), 30.0)
     assert side.list_status(REGIONS[1]) == "ACTIVE"
     kinds = {e["kind"] for e in side.record.admin_made}
-    assert kinds == {"gd-admin", "gd-detector", "gd-members", "gd-auto-enable", "sh-hub",
+    assert kinds == {"gd-admin", "gd-detector", "gd-members", "sh-hub",
                      "sh-admin", "sh-members", "sh-aggregator", "list-bucket",
-                     "threat-intel-set"}
+                     "threat-intel-set", "org-delegation", "org-access"}
     assert not any(e["account"] == other and e["region"] == REGIONS[1]
                    for e in side.record.admin_made if e["kind"] in ("gd-detector", "sh-hub"))
     # As if the process died after each call and before its id was written down.
@@ -89,6 +89,25 @@ def test_a_crash_before_the_ids_were_journaled_is_undone_and_what_was_there_stay
             "AdminAccounts"] == []
         assert managing.client("securityhub").list_organization_admin_accounts()[
             "AdminAccounts"] == []
+    assert organization_changes(base) == {}
+
+
+def organization_changes(base: Cloud) -> dict:
+    """The delegated administrators and trusted services Organizations names for GuardDuty
+    and Security Hub."""
+    org = base.client("organizations")
+    found = {}
+    for service in ("guardduty.amazonaws.com", "securityhub.amazonaws.com"):
+        admins = org.list_delegated_administrators(ServicePrincipal=service)[
+            "DelegatedAdministrators"]
+        if admins:
+            found[service] = [a["Id"] for a in admins]
+    trusted = [s["ServicePrincipal"] for s in org.list_aws_service_access_for_organization()[
+        "EnabledServicePrincipals"] if s["ServicePrincipal"].split(".")[0] in (
+        "guardduty", "securityhub")]
+    if trusted:
+        found["trusted"] = trusted
+    return found
 
 
 def test_another_administrator_already_designated_stops_the_class_in_one_line(org):
@@ -99,7 +118,7 @@ def test_another_administrator_already_designated_stops_the_class_in_one_line(or
         side.prepare(threading.Event())
     assert f"already has the administrator {other}" in info.value.message
     assert info.value.hint.startswith(f"pass --admin-account {other}")
-    assert [e["kind"] for e in side.record.admin_made] == ["list-bucket"]  # nothing of GuardDuty's
+    assert not [e for e in side.record.admin_made if e["kind"].startswith("gd-")]
     assert side.release() == [] and side.record.admin_made == []
 
 
@@ -129,6 +148,7 @@ def test_a_lost_record_is_rebuilt_from_the_journal_in_the_administrators_buckets
     for account in (student, other, admin):
         for region in REGIONS:
             assert inventory(reach(org, account, region)) == {}, (account, region)
+    assert organization_changes(base) == {}
 
 
 def test_a_hostile_copy_of_the_journal_is_one_line(org):

@@ -125,8 +125,28 @@ def test_the_management_account_designates_the_administrator(org):
     code, _ = refusal(lambda: org.member_gd.describe_organization_configuration(
         DetectorId=mine))
     assert code == "BadRequestException"
+    # Designating it registered it in Organizations and trusted GuardDuty there; removing it
+    # in GuardDuty leaves both (AWS: "To de-register ... run DeregisterDelegatedAdministrator").
+    organizations = client(org.server, "organizations")
+
+    def delegated() -> list[str]:
+        return [a["Id"] for a in organizations.list_delegated_administrators(
+            ServicePrincipal="guardduty.amazonaws.com")["DelegatedAdministrators"]]
+
+    assert delegated() == [org.admin]
+    assert "guardduty.amazonaws.com" in {s["ServicePrincipal"] for s in organizations.
+                                         list_aws_service_access_for_organization()[
+                                             "EnabledServicePrincipals"]}
     org.mgmt_gd.disable_organization_admin_account(AdminAccountId=org.admin)
     assert org.mgmt_gd.list_organization_admin_accounts()["AdminAccounts"] == []
+    assert delegated() == [org.admin]
+    # Another account cannot be designated while Organizations names this one.
+    code, message = refusal(lambda: org.mgmt_gd.enable_organization_admin_account(
+        AdminAccountId=org.member))
+    assert code == "BadRequestException" and org.admin in message
+    organizations.deregister_delegated_administrator(
+        AccountId=org.admin, ServicePrincipal="guardduty.amazonaws.com")
+    assert delegated() == []
 
 
 def test_an_organization_account_added_as_member_is_enabled_at_once(org):

@@ -47,5 +47,12 @@ def test_the_administrator_is_listed_removed_and_its_members_disassociated(local
     assert code == "InvalidInputException" and accounts["student1"] in message
     management(HOME).disable_organization_admin_account(AdminAccountId=accounts["security"])
     assert management(HOME).list_organization_admin_accounts()["AdminAccounts"] == []
+    # Organizations still names it Security Hub's delegated administrator, as on AWS.
+    organizations = boto3.client("organizations", region_name=HOME,
+                                 endpoint_url=local_server.endpoint,
+                                 **local_server.credentials.boto3_kwargs())
+    assert [a["Id"] for a in organizations.list_delegated_administrators(
+        ServicePrincipal="securityhub.amazonaws.com")["DelegatedAdministrators"]] == [
+        accounts["security"]]
     for hubs in (management, admin, student):
         hubs.check_shapes()

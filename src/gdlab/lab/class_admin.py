@@ -3,9 +3,11 @@ plumbing the labs stand on, set up before them and removed after them.
 
 In each region of the class the management account (the caller) designates the
 administrator for GuardDuty and Security Hub; the administrator adds the class's accounts as
-members (GuardDuty enables itself in each, as AWS documents for organization members) and
-auto-enables new ones; Security Hub is on in every account, and a finding aggregator in the
-home region links the others, so one GetFindings there sees every lab's finding.
+members (GuardDuty enables itself in each, as AWS documents for organization members);
+Security Hub is on in every account, and a finding aggregator in the home region links the
+others, so one GetFindings there sees every lab's finding. The class does not turn on
+auto-enable: an account joining the organization meanwhile would be enrolled, and nothing
+would say so to undo it. Accounts that already were members stay members.
 
 Members cannot manage threat lists (GuardDuty refuses them): each lab's threat-list step
 enlists its Elastic IP with the class, and once every lab is set up the class writes one list
@@ -39,7 +41,12 @@ from gdlab.lab.steps.detection import THREAT_LIST_KEY, create_bucket, secure_buc
 # administrator lets go; a detector goes after its account is no longer a member.
 # The bucket goes last: it also holds the region's copy of the journal.
 RELEASE_ORDER = ("threat-intel-set", "sh-aggregator", "sh-members", "sh-admin", "sh-hub",
-                 "gd-auto-enable", "gd-members", "gd-admin", "gd-detector", "list-bucket")
+                 "gd-members", "gd-admin", "gd-detector", "org-delegation", "org-access",
+                 "list-bucket")
+# Designating a service's administrator registers it in Organizations and trusts the
+# service there; removing it in the service leaves both (GuardDuty User Guide,
+# change-guardduty-delegated-admin: "To de-register ... run DeregisterDelegatedAdministrator").
+SERVICE_PRINCIPALS = ("guardduty.amazonaws.com", "securityhub.amazonaws.com")
 JOURNAL_KEY = "gdlab-class-journal.json"
 KINDS = frozenset(RELEASE_ORDER)
 
@@ -158,9 +165,12 @@ class Administrator(Undoing):
                 raise ConfigError(f"the class's journal in s3://{bucket}/{JOURNAL_KEY} is "
                                   f"damaged ({exc})", "remove what it named by hand, then "
                                   "the object") from None
+            def key(e: dict[str, Any]) -> tuple:
+                return e["kind"], e["region"], e["account"], e.get("service")
+
             for entry in entries:
-                if entry["region"] == region and self.made(
-                        entry["kind"], region, entry["account"]) is None:
+                known = {key(e) for e in self.record.admin_made}
+                if entry["region"] == region and key(entry) not in known:
                     with self._lock:
                         self.record.admin_made.append(entry)
                     added += 1
@@ -176,6 +186,9 @@ class Administrator(Undoing):
     def prepare(self, cancel: threading.Event) -> None:
         """The administrator and its members in every region, then the aggregator. Stops
         between calls once `cancel` is set (what is made is journaled)."""
+        if self.regions and not cancel.is_set():
+            self._bucket(self.home)
+            self._organizations()
         for region in self.regions:
             for part in (self._bucket, self._guardduty, self._securityhub):
                 if cancel.is_set():
@@ -183,6 +196,24 @@ class Administrator(Undoing):
                 part(region)
         if len(self.regions) > 1 and not cancel.is_set():
             self._aggregator()
+
+    def _organizations(self) -> None:
+        """Journals, before any designation, the Organizations changes it brings: the
+        registration of the administrator and the trusted access of each service, where
+        they are not there yet (Organizations is global: they go in the home region's
+        journal)."""
+        org = self.room.base.client("organizations")
+        trusted = {s["ServicePrincipal"] for page in org.get_paginator(
+            "list_aws_service_access_for_organization").paginate()
+            for s in page["EnabledServicePrincipals"]}
+        for service in SERVICE_PRINCIPALS:
+            registered = {a["Id"] for page in org.get_paginator(
+                "list_delegated_administrators").paginate(ServicePrincipal=service)
+                for a in page["DelegatedAdministrators"]}
+            if self.account not in registered:
+                self._intend("org-delegation", self.home, self.account, service=service)
+            if service not in trusted:
+                self._intend("org-access", self.home, self.account, service=service)
 
     def _bucket(self, region: str) -> None:
         """The administrator's private bucket of the region: the threat list and the
@@ -199,7 +230,8 @@ class Administrator(Undoing):
     def _guardduty(self, region: str) -> None:
         managing = self.management(region).client("guardduty")
         admins = [a["AdminAccountId"] for page in managing.get_paginator(
-            "list_organization_admin_accounts").paginate() for a in page["AdminAccounts"]]
+            "list_organization_admin_accounts").paginate() for a in page["AdminAccounts"]
+            if a.get("AdminStatus", "ENABLED") == "ENABLED"]
         gd = self.cloud(region).client("guardduty")
         if self.account not in admins:
             if admins:
@@ -208,38 +240,57 @@ class Administrator(Undoing):
                     f"pass --admin-account {admins[0]}, or remove it (aws guardduty "
                     "disable-organization-admin-account)")
             had = gd.list_detectors()["DetectorIds"]
+            # Designating it enables GuardDuty there: that detector is the class's too.
+            made_detector = None if had else self._intend("gd-detector", region, self.account)
             entry = self._intend("gd-admin", region, self.account)
             managing.enable_organization_admin_account(AdminAccountId=self.account)
             self._made(entry, self.account)
-            if not had:  # designating it enables GuardDuty there
-                entry = self._intend("gd-detector", region, self.account)
-                self._made(entry, self._detector_of(gd, create=True))
+            if made_detector is not None:
+                self._made(made_detector, self._detector_of(gd, create=True))
         detector = self._detector_of(gd, create=False)
-        members = self._members_reached(region)
+        # Accounts already its members stay as they are, and stay members after the class.
+        already = {m["AccountId"] for page in gd.get_paginator("list_members").paginate(
+            DetectorId=detector, OnlyAssociated="true") for m in page["Members"]}
+        members = {a: c for a, c in self._members_reached(region).items() if a not in already}
+        if not members:
+            return
         emails = self._emails(list(members))
         before = {a: c.client("guardduty").list_detectors()["DetectorIds"]
                   for a, c in members.items()}
         entries = {a: self._intend("gd-detector", region, a) for a, had in before.items()
                    if not had}
-        if members:
-            entry = self._intend("gd-members", region, self.account, accounts=sorted(members))
-            left = gd.create_members(DetectorId=detector, AccountDetails=[
-                {"AccountId": a, "Email": emails[a]} for a in sorted(members)]).get(
-                "UnprocessedAccounts", [])
-            if left:
-                raise ConfigError(f"GuardDuty in {region} did not add {left[0]['AccountId']} "
-                                  f"as a member: {left[0].get('Result')}")
-            self._made(entry, detector)
+        entry = self._intend("gd-members", region, self.account, accounts=sorted(members))
+        left = gd.create_members(DetectorId=detector, AccountDetails=[
+            {"AccountId": a, "Email": emails[a]} for a in sorted(members)]).get(
+            "UnprocessedAccounts", [])
+        if left:
+            raise ConfigError(f"GuardDuty in {region} did not add {left[0]['AccountId']} "
+                              f"as a member: {left[0].get('Result')}")
+        self._made(entry, detector)
+        self._enabled_members(gd, detector, sorted(members), region)
         for account, entry in entries.items():
             found = self._detector_of(members[account].client("guardduty"), create=False,
                                       wait=True)
             self._made(entry, found)
-        config = gd.describe_organization_configuration(DetectorId=detector)
-        if config.get("AutoEnableOrganizationMembers", "NONE") == "NONE":
-            entry = self._intend("gd-auto-enable", region, self.account, detector=detector)
-            gd.update_organization_configuration(DetectorId=detector,
-                                                 AutoEnableOrganizationMembers="NEW")
-            self._made(entry, "NONE")
+
+    def _enabled_members(self, gd: Any, detector: str, members: list[str], region: str
+                         ) -> None:
+        """An organization account added by its administrator is an Enabled member at once
+        (no invitation); any other stays Created and the administrator's lists never apply
+        to it."""
+        deadline = time.monotonic() + (5.0 if self.room.base.is_local else 60.0)
+        while True:
+            found = {m["AccountId"]: m.get("RelationshipStatus") for m in gd.get_members(
+                DetectorId=detector, AccountIds=members)["Members"]}
+            waiting = [a for a in members if found.get(a) != "Enabled"]
+            if not waiting:
+                return
+            if time.monotonic() >= deadline:
+                raise ConfigError(
+                    f"account {waiting[0]} is not an enabled GuardDuty member of "
+                    f"{self.account} in {region} ({found.get(waiting[0]) or 'not a member'})",
+                    "a class with --admin-account takes accounts of the organization only")
+            time.sleep(2.0)
 
     def _detector_of(self, gd: Any, create: bool, wait: bool = False) -> str:
         """The account's detector in the region; one GuardDuty is still enabling is waited
@@ -273,8 +324,9 @@ class Administrator(Undoing):
         admin_hub = self.cloud(region).client("securityhub")
         self._hub_on(admin_hub, region, self.account)
         managing = self.management(region).client("securityhub")
-        admins = [a["AccountId"] for a in
-                  managing.list_organization_admin_accounts()["AdminAccounts"]]
+        admins = [a["AccountId"] for page in managing.get_paginator(
+            "list_organization_admin_accounts").paginate() for a in page["AdminAccounts"]
+            if a.get("Status", "ENABLED") == "ENABLED"]
         if self.account not in admins:
             if admins:
                 raise ConfigError(
@@ -287,9 +339,18 @@ class Administrator(Undoing):
         members = self._members_reached(region)
         for account, cloud in members.items():
             self._hub_on(cloud.client("securityhub"), region, account)
-        if members:
-            entry = self._intend("sh-members", region, self.account, accounts=sorted(members))
-            admin_hub.create_members(AccountDetails=[{"AccountId": a} for a in sorted(members)])
+        already = {m["AccountId"] for page in admin_hub.get_paginator("list_members").paginate(
+            OnlyAssociated=True) for m in page["Members"]}
+        joining = sorted(set(members) - already)
+        if joining:
+            entry = self._intend("sh-members", region, self.account, accounts=joining)
+            left = admin_hub.create_members(
+                AccountDetails=[{"AccountId": a} for a in joining]).get(
+                "UnprocessedAccounts", [])
+            if left:
+                raise ConfigError(f"Security Hub in {region} did not add "
+                                  f"{left[0]['AccountId']} as a member: "
+                                  f"{left[0].get('ProcessingResult')}")
             self._made(entry, self.account)
 
     def _hub_on(self, hub: Any, region: str, account: str) -> None:
@@ -330,7 +391,9 @@ class Administrator(Undoing):
 
     def publish(self, cancel: threading.Event, wait_seconds: float) -> None:
         """Each region's list, with every enlisted address, written and ACTIVE."""
-        for region, labs in sorted(self._enlisted.items()):
+        with self._lock:
+            enlisted = {region: dict(labs) for region, labs in self._enlisted.items()}
+        for region, labs in sorted(enlisted.items()):
             if cancel.is_set():
                 return
             self._publish(region, sorted(set(labs.values())), wait_seconds)
@@ -386,8 +449,11 @@ class Administrator(Undoing):
         """Undoes what the journal says the class made, kind by kind; what could not be
         undone, in one line each (it stays in the journal for the next teardown)."""
         problems = []
+        blocked: set[str] = set()  # a region where an undo failed: what depends on it waits
         for kind in RELEASE_ORDER:
             for entry in [e for e in self.record.admin_made if e["kind"] == kind]:
+                if entry["region"] in blocked:
+                    continue
                 if kind == "list-bucket" and any(e["region"] == entry["region"]
                                                  and e is not entry
                                                  for e in self.record.admin_made):
@@ -400,6 +466,7 @@ class Administrator(Undoing):
                 except (GdlabError, Exception) as exc:  # noqa: BLE001 - said, the rest go on
                     problems.append(f"{kind} in {entry['account']}/{entry['region']}: "
                                     f"{describe(exc)[0]}")
+                    blocked.add(entry["region"])
                     continue
                 self._undone(entry)
         return problems

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gdlab.errors import StepFailed
 from gdlab.lab.awsutil import error_code
 from gdlab.lab.steps.detection import empty_and_delete_bucket
 
@@ -46,8 +47,8 @@ class Undoing:
 
     def _undo_sh_admin(self, entry: dict[str, Any]) -> None:
         managing = self.management(entry["region"]).client("securityhub")
-        admins = [a["AccountId"] for a in
-                  managing.list_organization_admin_accounts()["AdminAccounts"]]
+        admins = [a["AccountId"] for page in managing.get_paginator(
+            "list_organization_admin_accounts").paginate() for a in page["AdminAccounts"]]
         if self.account in admins:
             managing.disable_organization_admin_account(AdminAccountId=self.account)
 
@@ -59,19 +60,22 @@ class Undoing:
             if error_code(exc) not in ("InvalidAccessException", "ResourceNotFoundException"):
                 raise
 
-    def _undo_gd_auto_enable(self, entry: dict[str, Any]) -> None:
-        gd = self.cloud(entry["region"]).client("guardduty")
-        if entry.get("detector") in gd.list_detectors()["DetectorIds"]:
-            gd.update_organization_configuration(DetectorId=entry["detector"],
-                                                 AutoEnableOrganizationMembers="NONE")
-
     def _undo_gd_members(self, entry: dict[str, Any]) -> None:
         gd = self.cloud(entry["region"]).client("guardduty")
         detectors = gd.list_detectors()["DetectorIds"]
-        members = list(entry.get("accounts") or [])
-        if detectors and members:
-            gd.disassociate_members(DetectorId=detectors[0], AccountIds=members)
-            gd.delete_members(DetectorId=detectors[0], AccountIds=members)
+        if not detectors:
+            return  # an administrator without a detector has no members
+        listed = {m["AccountId"] for page in gd.get_paginator("list_members").paginate(
+            DetectorId=detectors[0], OnlyAssociated="false") for m in page["Members"]}
+        members = sorted(set(entry.get("accounts") or []) & listed)
+        for call in (gd.disassociate_members, gd.delete_members):
+            if not members:
+                return
+            left = call(DetectorId=detectors[0], AccountIds=members).get(
+                "UnprocessedAccounts", [])
+            if left:
+                raise StepFailed(f"GuardDuty kept {left[0]['AccountId']} as a member: "
+                                 f"{left[0].get('Result')}")
 
     def _undo_gd_admin(self, entry: dict[str, Any]) -> None:
         managing = self.management(entry["region"]).client("guardduty")
@@ -85,3 +89,20 @@ class Undoing:
         for detector in gd.list_detectors()["DetectorIds"]:
             if entry["id"] in (None, detector):
                 gd.delete_detector(DetectorId=detector)
+
+    def _undo_org_delegation(self, entry: dict[str, Any]) -> None:
+        org = self.room.base.client("organizations")
+        registered = {a["Id"] for page in org.get_paginator(
+            "list_delegated_administrators").paginate(ServicePrincipal=entry["service"])
+            for a in page["DelegatedAdministrators"]}
+        if self.account in registered:
+            org.deregister_delegated_administrator(AccountId=self.account,
+                                                   ServicePrincipal=entry["service"])
+
+    def _undo_org_access(self, entry: dict[str, Any]) -> None:
+        org = self.room.base.client("organizations")
+        trusted = {s["ServicePrincipal"] for page in org.get_paginator(
+            "list_aws_service_access_for_organization").paginate()
+            for s in page["EnabledServicePrincipals"]}
+        if entry["service"] in trusted:
+            org.disable_aws_service_access(ServicePrincipal=entry["service"])

@@ -166,7 +166,7 @@ def _check_admin(record: ClassRecord) -> None:
 def check_admin_entry(entry: Any) -> None:
     """An entry of the administrator's journal (the class record, or its copy in the
     administrator's bucket) is held to what gdlab writes there."""
-    from gdlab.lab.class_admin import KINDS
+    from gdlab.lab.class_admin import KINDS, SERVICE_PRINCIPALS
 
     def account(value: Any) -> bool:
         return isinstance(value, str) and bool(ACCOUNT_ID.fullmatch(value))
@@ -177,7 +177,8 @@ def check_admin_entry(entry: Any) -> None:
             and (entry.get("id") is None or isinstance(entry["id"], str))
             and isinstance(entry.get("accounts", []), list)
             and all(account(a) for a in entry.get("accounts") or [])
-            and isinstance(entry.get("detector", ""), str)):
+            and isinstance(entry.get("detector", ""), str)
+            and entry.get("service", SERVICE_PRINCIPALS[0]) in SERVICE_PRINCIPALS):
         raise ValueError(f"an administrator's journal entry gdlab never writes: {entry!r}")
 
 

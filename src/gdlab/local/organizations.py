@@ -11,7 +11,14 @@
   AWSOrganizationsNotInUseException, as AWS refuses them (moto answers an empty list).
 - STS AssumeRole is refused, as AWS refuses it, when the role does not exist or its trust
   policy does not name the caller (moto issues credentials for any role ARN, so a target
-  whose role is missing would look reachable)."""
+  whose role is missing would look reachable).
+- Designating a GuardDuty or Security Hub delegated administrator "enables GuardDuty as a
+  trusted service in AWS Organizations" and registers the account as the service's
+  delegated administrator there (GuardDuty User Guide, organizations_permissions; Security
+  Hub User Guide, designate-orgs-admin-account); removing it in the service does not
+  deregister it ("To de-register ... run DeregisterDelegatedAdministrator",
+  change-guardduty-delegated-admin). moto's list of services that take a delegated
+  administrator lacks Security Hub, which Organizations' integrated-services list has."""
 
 from __future__ import annotations
 
@@ -42,6 +49,31 @@ def grant_access_role(account: str, management_account: str, role_name: str = OR
             max_session_duration="3600")
     if ADMINISTRATOR_ACCESS not in role.managed_policies:
         backend.attach_role_policy(ADMINISTRATOR_ACCESS, role_name)
+
+
+def delegate(management_account: str, admin_account: str, service_principal: str) -> None:
+    """What a service's EnableOrganizationAdminAccount does in Organizations: trusted access
+    for the service, and the account registered as its delegated administrator (one per
+    service: another account already registered is refused by the caller's service)."""
+    from moto.organizations.models import organizations_backends
+
+    org = organizations_backends[management_account]["aws"]
+    org.enable_aws_service_access(ServicePrincipal=service_principal)
+    registered = [a.account.id for a in org.admins if service_principal in a.services]
+    if admin_account not in registered:
+        org.register_delegated_administrator(AccountId=admin_account,
+                                             ServicePrincipal=service_principal)
+
+
+def delegated_elsewhere(management_account: str, admin_account: str,
+                        service_principal: str) -> str | None:
+    """Another account Organizations has registered as the service's delegated
+    administrator, if any."""
+    from moto.organizations.models import organizations_backends
+
+    org = organizations_backends[management_account]["aws"]
+    return next((a.account.id for a in org.admins if service_principal in a.services
+                 and a.account.id != admin_account), None)
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -164,3 +196,11 @@ def install() -> None:
 
     patches.wrap(TokenResponse, "assume_role",
                  "AssumeRole needs the role to exist and to trust the caller", checked)
+
+    from moto.organizations.models import FakeDelegatedAdministrator
+
+    supported = list(FakeDelegatedAdministrator.SUPPORTED_SERVICES)
+    patches.patch(FakeDelegatedAdministrator, "SUPPORTED_SERVICES",
+                  [*supported, "securityhub.amazonaws.com"],
+                  "Security Hub takes a delegated administrator (Organizations' list of "
+                  "integrated services)")

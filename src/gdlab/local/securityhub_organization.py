@@ -4,6 +4,10 @@ as it found it.
 
 moto keeps one organization configuration per organization (its admin_account_id) and the
 administrator's members per Region backend. What AWS documents and the local cloud does:
+- EnableOrganizationAdminAccount also registers the account as Security Hub's delegated
+  administrator in Organizations, with trusted access ("Security Hub calls Organizations to
+  make that account the delegated administrator", designate-orgs-admin-account);
+  DisableOrganizationAdminAccount leaves that registration (organizations.py).
 - ListOrganizationAdminAccounts and DisableOrganizationAdminAccount "can only be called by
   the organization management account"; disabling an account that is not the administrator
   is an InvalidInputException.
@@ -51,6 +55,12 @@ class OrganizationBackendMixin:
         if org["MasterAccountId"] != self.account_id:
             raise _denied()
         return self._get_org_config()
+
+    def enable_organization_admin_account(self, admin_account_id: str) -> None:
+        from gdlab.local.organizations import delegate
+
+        super().enable_organization_admin_account(admin_account_id)  # type: ignore[misc]
+        delegate(self.account_id, admin_account_id, "securityhub.amazonaws.com")
 
     def list_organization_admin_accounts(self) -> list[dict[str, str]]:
         admin = self._as_management().get("admin_account_id")

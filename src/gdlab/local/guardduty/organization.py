@@ -116,15 +116,22 @@ class OrganizationMixin:
 
     # --- the management account ---------------------------------------------------------
     def enable_organization_admin_account(self, admin_account_id: str) -> None:
-        _, org_id, accounts = self._management()
+        from gdlab.local.organizations import delegate, delegated_elsewhere
+
+        management, org_id, accounts = self._management()
         if admin_account_id not in accounts:
             raise BadRequest(f"The request is rejected because the account {admin_account_id} "
                              f"is not a member of the organization {org_id}.")
+        other = delegated_elsewhere(management, admin_account_id, "guardduty.amazonaws.com")
+        if other:
+            raise BadRequest("The request is rejected because the organization already has a "
+                             f"delegated administrator account ({other}).")
         with self.lock:
             if self.org_admin and self.org_admin != admin_account_id:
                 raise BadRequest("The request is rejected because the organization already "
                                  f"has a delegated administrator account ({self.org_admin}).")
             self.org_admin = admin_account_id
+        delegate(management, admin_account_id, "guardduty.amazonaws.com")
         admin = _peer(admin_account_id, self.region_name)
         if not admin.detectors:
             admin.create_detector(True, "SIX_HOURS", {}, {}, [])
