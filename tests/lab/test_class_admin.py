@@ -1,6 +1,7 @@
 """A class's GuardDuty administrator against a real local cloud holding an organization: its
 teardown undoes what its journal names even when a crash kept the ids from it, and never
-touches what was there before the class; another administrator already designated stops it
+touches what was there before the class (an administrator and members already in place
+stay); another administrator already designated stops it
 in one line before it changes anything of GuardDuty's; a hostile copy of the journal in the
 administrator's bucket is one line."""
 
@@ -165,3 +166,25 @@ def test_a_hostile_copy_of_the_journal_is_one_line(org):
         Administrator(side.room, fresh, side.classes).recover([REGIONS[0]])
     assert "damaged" in info.value.message and "\n" not in str(info.value)
     assert side.release() == []
+
+
+def test_an_organization_already_administered_keeps_its_administrator_and_members(org):
+    base, (student, other, admin), _ = org
+    base.client("guardduty").enable_organization_admin_account(AdminAccountId=admin)
+    admin_gd = reach(org, admin, REGIONS[0]).client("guardduty")
+    (detector,) = admin_gd.list_detectors()["DetectorIds"]
+    admin_gd.create_members(DetectorId=detector, AccountDetails=[
+        {"AccountId": student, "Email": "student@example.com"}])
+    side = administrator(org, "adopted")
+    side.prepare(threading.Event())
+    mine = [e for e in side.record.admin_made if e["region"] == REGIONS[0]]
+    assert not [e for e in mine if e["kind"] == "gd-admin"]
+    assert [e["accounts"] for e in mine if e["kind"] == "gd-members"] == [[other]]
+    assert side.release() == []
+    # What was there before the class is there after it.
+    assert [a["AdminAccountId"] for a in base.client("guardduty").
+            list_organization_admin_accounts()["AdminAccounts"]] == [admin]
+    members = admin_gd.list_members(DetectorId=detector)["Members"]
+    assert [(m["AccountId"], m["RelationshipStatus"]) for m in members] == [
+        (student, "Enabled")]
+    assert admin_gd.list_detectors()["DetectorIds"] == [detector]
