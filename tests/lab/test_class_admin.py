@@ -1,9 +1,9 @@
 """A class's GuardDuty administrator against a real local cloud holding an organization: its
 teardown undoes what its journal names even when a crash kept the ids from it, and never
 touches what was there before the class (an administrator and members already in place
-stay); another administrator already designated stops it
-in one line before it changes anything of GuardDuty's; a hostile copy of the journal in the
-administrator's bucket is one line."""
+stay); another administrator already designated stops it in one line before it changes
+anything of GuardDuty's; a hostile copy of the journal in the administrator's bucket is one
+line."""
 
 from __future__ import annotations
 
