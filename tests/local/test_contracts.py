@@ -488,6 +488,8 @@ def _defined_in(value, package) -> bool:
 
     if isinstance(value, property):
         value = value.fget
+    if isinstance(value, staticmethod):
+        value = value.__func__
     if inspect.isfunction(value):
         source = inspect.getsourcefile(value) or ""
         return source.startswith(os.path.dirname(package.__file__) + os.sep)

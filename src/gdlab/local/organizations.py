@@ -199,8 +199,14 @@ def install() -> None:
 
     from moto.organizations.models import FakeDelegatedAdministrator
 
-    supported = list(FakeDelegatedAdministrator.SUPPORTED_SERVICES)
-    patches.patch(FakeDelegatedAdministrator, "SUPPORTED_SERVICES",
-                  [*supported, "securityhub.amazonaws.com"],
-                  "Security Hub takes a delegated administrator (Organizations' list of "
-                  "integrated services)")
+    def with_security_hub(original: Any) -> Any:
+        check = original.__func__
+
+        def supported_service(service_principal: str) -> bool:
+            return service_principal == "securityhub.amazonaws.com" or check(service_principal)
+
+        return staticmethod(supported_service)
+
+    patches.wrap(FakeDelegatedAdministrator, "supported_service",
+                 "Security Hub takes a delegated administrator (Organizations' list of "
+                 "integrated services)", with_security_hub)

@@ -81,6 +81,8 @@ def _mark(replacement: Any, previous: Any) -> None:
     (a BackendDict) take no attribute and are not callable wrappers: the registry keeps both."""
     if previous is MISSING or not callable(replacement) or isinstance(replacement, type):
         return
+    if isinstance(replacement, staticmethod):  # its __wrapped__ is its own function's
+        return
     own = getattr(replacement, "__dict__", None)  # a bound method or builtin has none
     if isinstance(own, dict) and "__wrapped__" not in own:  # else functools.wraps marked it
         replacement.__wrapped__ = previous
