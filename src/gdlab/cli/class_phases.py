@@ -34,8 +34,8 @@ def _class_step(record: Any, what: str, work: Callable[[Any], None],
     with signals.handling(None, teardown_only=teardown_only) as sig:
         try:
             work(sig.stop)
-        except KeyboardInterrupt:
-            pass
+        except KeyboardInterrupt:  # the signal that raised it is sig.interrupted
+            return False, sig.interrupted
         except Exception as exc:  # noqa: BLE001 - the class's failure: said in one line
             message, hint = describe(exc)
             err_console().print(f"[red]class {record.name}: {escape(what)} failed: "
@@ -51,6 +51,25 @@ def _not_started(record: Any, why: str) -> None:
             lab.status, lab.error = "failed", why
 
 
+def _stand_up(app: Any, classes: Any, record: Any, admin: Any, max_parallel: int | None,
+              json_out: bool) -> tuple[bool, str | None, dict[int, Any]]:
+    """The administrator, every lab's setup, then the threat lists: (all of it done, the
+    signal that cut it short, the setups' results)."""
+    from gdlab.cli.classes import _fan
+
+    ok, cut = _class_step(record, f"setting up the administrator {admin.account}",
+                          admin.prepare)
+    if not ok:
+        _not_started(record, "the class's administrator could not be set up")
+        return False, cut, {}
+    results, sig, _ = _fan(app, classes, record, "setup", max_parallel, json_out)
+    if sig.interrupted:
+        return False, sig.interrupted, results
+    ok, cut = _class_step(record, "writing the threat lists",
+                          lambda stop: admin.publish(stop, _wait(app)))
+    return ok, cut, results
+
+
 def run(app: Any, classes: Any, record: Any, max_parallel: int | None, json_out: bool,
         junit: Any, timeout: float | None) -> None:
     from gdlab.cli.classes import _fan, _finish
@@ -58,25 +77,15 @@ def run(app: Any, classes: Any, record: Any, max_parallel: int | None, json_out:
 
     started = time.monotonic()
     admin = administrator(app, classes, record)
-    results: dict[int, Any] = {}
     with class_admin.serve(admin):
-        ok, cut = _class_step(record, f"setting up the administrator {admin.account}",
-                              admin.prepare)
-        if ok:
-            results, sig, _ = _fan(app, classes, record, "setup", max_parallel, json_out)
+        ok, cut, results = _stand_up(app, classes, record, admin, max_parallel, json_out)
+        if ok and not cut:
+            results, sig, _ = _fan(app, classes, record, "finish", max_parallel, json_out,
+                                   timeout=timeout)
             cut = sig.interrupted
-            if not cut:
-                ok, cut = _class_step(record, "writing the threat lists",
-                                      lambda stop: admin.publish(stop, _wait(app)))
-            if ok and not cut:
-                results, sig, _ = _fan(app, classes, record, "finish", max_parallel, json_out,
-                                       timeout=timeout)
-                cut = sig.interrupted
-            else:
-                results, _, _ = _fan(app, classes, record, "teardown", max_parallel,
-                                     json_out, teardown_only=True)
-        else:
-            _not_started(record, "the class's administrator could not be set up")
+        elif any(x.lab for x in record.labs):
+            results, _, _ = _fan(app, classes, record, "teardown", max_parallel, json_out,
+                                 teardown_only=True)
         released = release(app, classes, record, admin)
     _finish(record, results, SimpleNamespace(interrupted=cut), time.monotonic() - started,
             json_out, junit, ("passed",), extra_ok=released)
@@ -84,23 +93,13 @@ def run(app: Any, classes: Any, record: Any, max_parallel: int | None, json_out:
 
 def setup(app: Any, classes: Any, record: Any, max_parallel: int | None,
           json_out: bool) -> None:
-    from gdlab.cli.classes import _fan, _finish
+    from gdlab.cli.classes import _finish
     from gdlab.lab import class_admin
 
     started = time.monotonic()
     admin = administrator(app, classes, record)
-    results: dict[int, Any] = {}
     with class_admin.serve(admin):
-        ok, cut = _class_step(record, f"setting up the administrator {admin.account}",
-                              admin.prepare)
-        if ok:
-            results, sig, _ = _fan(app, classes, record, "setup", max_parallel, json_out)
-            cut = sig.interrupted
-            if not cut:
-                ok, cut = _class_step(record, "writing the threat lists",
-                                      lambda stop: admin.publish(stop, _wait(app)))
-        else:
-            _not_started(record, "the class's administrator could not be set up")
+        ok, cut, results = _stand_up(app, classes, record, admin, max_parallel, json_out)
     if not ok and not any(x.lab for x in record.labs):
         release(app, classes, record, admin)  # nothing stands on it yet
     _finish(record, results, SimpleNamespace(interrupted=cut), time.monotonic() - started,

@@ -205,6 +205,23 @@ def _confirm(app: Any, yes: bool, record: Any) -> None:
                          f"{', '.join(regions)}")
 
 
+def _open_class(ctx: typer.Context, name: str, accounts: str | None, organization: bool,
+                ou: str | None, role: str | None, regions: str | None, scenario: str | None,
+                admin_account: str | None, yes: bool) -> tuple[Any, Any, Any]:
+    """A new class's record, its inputs checked and (on AWS) the user asked once."""
+    from gdlab.lab.classroom import validate_admin_account, validate_class_name, validate_role
+
+    validate_class_name(name)
+    validate_role(role or "OrganizationAccountAccessRole")
+    validate_admin_account(admin_account)
+    app = obj(ctx)
+    classes, record = _new_record(app, name, scenario, role,
+                                  _targets(app, accounts, organization, ou, regions,
+                                           admin_account), admin_account)
+    _confirm(app, yes, record)
+    return app, classes, record
+
+
 @class_app.command("run")
 def run(ctx: typer.Context, name: str = NAME, accounts: str = ACCOUNTS,
         organization: bool = ORGANIZATION, ou: str = OU, role: str = ROLE,
@@ -223,18 +240,11 @@ def run(ctx: typer.Context, name: str = NAME, accounts: str = ACCOUNTS,
     Example: gdlab class run sec-101 --organization --admin-account 333333333333
     """
     from gdlab.cli.detect import parse_duration
-    from gdlab.lab.classroom import validate_admin_account, validate_class_name, validate_role
 
-    validate_class_name(name)
-    validate_role(role or "OrganizationAccountAccessRole")
-    validate_admin_account(admin_account)
     seconds = parse_duration(timeout)
     writable(junit, "JUnit XML")
-    app = obj(ctx)
-    classes, record = _new_record(app, name, scenario, role,
-                                  _targets(app, accounts, organization, ou, regions,
-                                           admin_account), admin_account)
-    _confirm(app, yes, record)
+    app, classes, record = _open_class(ctx, name, accounts, organization, ou, role, regions,
+                                       scenario, admin_account, yes)
     if admin_account:
         from gdlab.cli import class_phases
 
@@ -255,16 +265,8 @@ def setup(ctx: typer.Context, name: str = NAME, accounts: str = ACCOUNTS,
 
     Example: gdlab class setup sec-101 --accounts 111111111111,222222222222
     """
-    from gdlab.lab.classroom import validate_admin_account, validate_class_name, validate_role
-
-    validate_class_name(name)
-    validate_role(role or "OrganizationAccountAccessRole")
-    validate_admin_account(admin_account)
-    app = obj(ctx)
-    classes, record = _new_record(app, name, scenario, role,
-                                  _targets(app, accounts, organization, ou, regions,
-                                           admin_account), admin_account)
-    _confirm(app, yes, record)
+    app, classes, record = _open_class(ctx, name, accounts, organization, ou, role, regions,
+                                       scenario, admin_account, yes)
     if admin_account:
         from gdlab.cli import class_phases
 

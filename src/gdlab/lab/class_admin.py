@@ -71,6 +71,17 @@ def serve(administrator: Administrator) -> Iterator[None]:
             _serving.pop(administrator.record.name, None)
 
 
+def designated(client: Any) -> list[str]:
+    """The organization's enabled GuardDuty or Security Hub administrators in the client's
+    region (asked of the management account)."""
+    guardduty = client.meta.service_model.service_name == "guardduty"
+    id_key, status_key = ("AdminAccountId", "AdminStatus") if guardduty else ("AccountId",
+                                                                             "Status")
+    return [a[id_key] for page in client.get_paginator(
+        "list_organization_admin_accounts").paginate() for a in page["AdminAccounts"]
+        if a.get(status_key, "ENABLED") == "ENABLED"]
+
+
 def list_name(class_name: str) -> str:
     return f"gdlab-class-{class_name}"
 
@@ -229,9 +240,7 @@ class Administrator(Undoing):
 
     def _guardduty(self, region: str) -> None:
         managing = self.management(region).client("guardduty")
-        admins = [a["AdminAccountId"] for page in managing.get_paginator(
-            "list_organization_admin_accounts").paginate() for a in page["AdminAccounts"]
-            if a.get("AdminStatus", "ENABLED") == "ENABLED"]
+        admins = designated(managing)
         gd = self.cloud(region).client("guardduty")
         if self.account not in admins:
             if admins:
@@ -324,9 +333,7 @@ class Administrator(Undoing):
         admin_hub = self.cloud(region).client("securityhub")
         self._hub_on(admin_hub, region, self.account)
         managing = self.management(region).client("securityhub")
-        admins = [a["AccountId"] for page in managing.get_paginator(
-            "list_organization_admin_accounts").paginate() for a in page["AdminAccounts"]
-            if a.get("Status", "ENABLED") == "ENABLED"]
+        admins = designated(managing)
         if self.account not in admins:
             if admins:
                 raise ConfigError(

@@ -46,10 +46,10 @@ class Undoing:
                 raise
 
     def _undo_sh_admin(self, entry: dict[str, Any]) -> None:
+        from gdlab.lab.class_admin import designated
+
         managing = self.management(entry["region"]).client("securityhub")
-        admins = [a["AccountId"] for page in managing.get_paginator(
-            "list_organization_admin_accounts").paginate() for a in page["AdminAccounts"]]
-        if self.account in admins:
+        if self.account in designated(managing):
             managing.disable_organization_admin_account(AdminAccountId=self.account)
 
     def _undo_sh_hub(self, entry: dict[str, Any]) -> None:
@@ -78,10 +78,10 @@ class Undoing:
                                  f"{left[0].get('Result')}")
 
     def _undo_gd_admin(self, entry: dict[str, Any]) -> None:
+        from gdlab.lab.class_admin import designated
+
         managing = self.management(entry["region"]).client("guardduty")
-        admins = [a["AdminAccountId"] for page in managing.get_paginator(
-            "list_organization_admin_accounts").paginate() for a in page["AdminAccounts"]]
-        if self.account in admins:
+        if self.account in designated(managing):
             managing.disable_organization_admin_account(AdminAccountId=self.account)
 
     def _undo_gd_detector(self, entry: dict[str, Any]) -> None:
