@@ -100,15 +100,27 @@ class Administrator(Undoing):
         self.home = record.admin_home or (self.regions[0] if self.regions else None)
         self.members = sorted({x.account for x in record.labs} - {self.account})
         self._lock = threading.Lock()
+        self._clouds: dict[tuple[str, str], Cloud] = {}
+        self._clouds_lock = threading.Lock()
         self._enlisted: dict[str, dict[str, str]] = {}
         self.unreachable: set[str] = set()
 
     # --- reaching the accounts -------------------------------------------------------------
     def cloud(self, region: str, account: str | None = None) -> Cloud:
-        return self.room.reach(ClassLab(account or self.account, region))
+        """One cloud per account and region for the class's whole run (its clients are
+        cached, its session proven once)."""
+        key = (account or self.account, region)
+        with self._clouds_lock:
+            if key not in self._clouds:
+                self._clouds[key] = self.room.reach(ClassLab(*key))
+            return self._clouds[key]
 
     def management(self, region: str) -> Cloud:
-        return accounts.reach(self.room.base, self.room.base.account, region, None)
+        key = (self.room.base.account, region)
+        with self._clouds_lock:
+            if key not in self._clouds:
+                self._clouds[key] = accounts.reach(self.room.base, key[0], region, None)
+            return self._clouds[key]
 
     def _members_reached(self, region: str) -> dict[str, Cloud]:
         reached = {}
