@@ -46,9 +46,13 @@ class Undoing:
                 raise
 
     def _undo_sh_admin(self, entry: dict[str, Any]) -> None:
+        self._undesignate(entry["region"], "securityhub")
+
+    def _undesignate(self, region: str, service: str) -> None:
+        """The management account removes the administrator it designated in the region."""
         from gdlab.lab.class_admin import designated
 
-        managing = self.management(entry["region"]).client("securityhub")
+        managing = self.management(region).client(service)
         if self.account in designated(managing):
             managing.disable_organization_admin_account(AdminAccountId=self.account)
 
@@ -78,11 +82,7 @@ class Undoing:
                                  f"{left[0].get('Result')}")
 
     def _undo_gd_admin(self, entry: dict[str, Any]) -> None:
-        from gdlab.lab.class_admin import designated
-
-        managing = self.management(entry["region"]).client("guardduty")
-        if self.account in designated(managing):
-            managing.disable_organization_admin_account(AdminAccountId=self.account)
+        self._undesignate(entry["region"], "guardduty")
 
     def _undo_gd_detector(self, entry: dict[str, Any]) -> None:
         gd = self.cloud(entry["region"], entry["account"]).client("guardduty")
