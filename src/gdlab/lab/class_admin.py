@@ -35,7 +35,12 @@ from gdlab.lab.awsutil import error_code
 from gdlab.lab.class_undo import Undoing
 from gdlab.lab.classroom import ClassLab, ClassRecord, ClassStore
 from gdlab.lab.steps import CLASS_TAG
-from gdlab.lab.steps.detection import THREAT_LIST_KEY, create_bucket, secure_bucket
+from gdlab.lab.steps.detection import (
+    THREAT_LIST_KEY,
+    create_bucket,
+    secure_bucket,
+    threat_intel_sets,
+)
 
 # What the class undoes, in the order AWS accepts: a hub leaves Security Hub after its
 # administrator lets go; a detector goes after its account is no longer a member.
@@ -447,11 +452,9 @@ class Administrator(Undoing):
             time.sleep(1.0)
 
     def _set_id(self, gd: Any, detector: str) -> str | None:
-        for page in gd.get_paginator("list_threat_intel_sets").paginate(DetectorId=detector):
-            for set_id in page["ThreatIntelSetIds"]:
-                info = gd.get_threat_intel_set(DetectorId=detector, ThreatIntelSetId=set_id)
-                if info["Name"] == list_name(self.record.name):
-                    return str(set_id)
+        for set_id, info in threat_intel_sets(gd, detector):
+            if info["Name"] == list_name(self.record.name):
+                return str(set_id)
         return None
 
     def list_status(self, region: str) -> str | None:

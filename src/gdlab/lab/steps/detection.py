@@ -264,12 +264,7 @@ class ThreatIntelSet(Step):
         guardduty = ctx.cloud.client("guardduty")
         found = []
         for detector_id in guardduty.list_detectors()["DetectorIds"]:
-            for set_id in guardduty.list_threat_intel_sets(DetectorId=detector_id)[
-                "ThreatIntelSetIds"
-            ]:
-                info = guardduty.get_threat_intel_set(
-                    DetectorId=detector_id, ThreatIntelSetId=set_id
-                )
+            for set_id, info in threat_intel_sets(guardduty, detector_id):
                 if info["Name"] == self.display_name(ctx):
                     found.append(Found(set_id, attrs={"detector_id": detector_id}))
         return found
@@ -291,6 +286,31 @@ class ThreatIntelSet(Step):
         sets = guardduty.get_paginator("list_threat_intel_sets").paginate(DetectorId=detector_id)
         if any(res.id in page["ThreatIntelSetIds"] for page in sets):
             guardduty.delete_threat_intel_set(DetectorId=detector_id, ThreatIntelSetId=res.id)
+
+
+def threat_intel_sets(guardduty: Any, detector_id: str) -> list[tuple[str, dict[str, Any]]]:
+    """Every threat list of a detector with its description. A list that another lab of
+    the same detector deletes between the listing and the read is left out: GuardDuty then
+    answers BadRequestException (it has no not-found code), so the id is listed again to
+    tell "gone meanwhile" from a real refusal."""
+    from botocore.exceptions import ClientError
+
+    def listed() -> list[str]:
+        pages = guardduty.get_paginator("list_threat_intel_sets").paginate(
+            DetectorId=detector_id)
+        return [set_id for page in pages for set_id in page["ThreatIntelSetIds"]]
+
+    sets = []
+    for set_id in listed():
+        try:
+            info = guardduty.get_threat_intel_set(DetectorId=detector_id,
+                                                  ThreatIntelSetId=set_id)
+        except ClientError as exc:
+            if error_code(exc) == "BadRequestException" and set_id not in listed():
+                continue
+            raise
+        sets.append((set_id, info))
+    return sets
 
 
 class SecurityHub(Step):
