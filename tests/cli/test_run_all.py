@@ -58,6 +58,7 @@ def test_a_failing_scenario_does_not_stop_the_others_or_leak(gdlab, cloud, monke
     assert failed["passed"] is False
     trigger = next(s for s in failed["steps"] if s["step"] == "trigger")
     assert not trigger["ok"] and "unreachable" in trigger["error"]
+    assert [s["step"] for s in failed["steps"]] == ["setup", "trigger", "teardown"]
     assert next(s for s in failed["steps"] if s["step"] == "teardown")["ok"]
     assert inventory(cloud) == {}
 

@@ -124,6 +124,27 @@ def test_a_failed_step_fails_the_run_and_the_lab_is_still_torn_down(
     assert leftovers() == {}
 
 
+@pytest.mark.parametrize("outcome", ["raised", "not-set-off"])
+def test_a_failed_trigger_is_not_watched_and_the_lab_is_torn_down(
+    cloud, store, leftovers, monkeypatch, outcome
+):
+    from gdlab.lab import trigger
+
+    def failed(ctx, count=3):  # type: ignore[no-untyped-def]
+        if outcome == "raised":
+            raise GdlabError("the malicious instance is unreachable")
+        return trigger.PingResult("c-1", "i-1", "203.0.113.9", "ping", "Failed",
+                                  "DeliveryTimedOut", None, "", "", 0.1)
+
+    monkeypatch.setattr(trigger, "set_off", failed)
+    report = go(cloud, store, Recorder(), lab="gd-run05")
+    # No incident is under way: watching would only wait out its deadline.
+    assert [(s.step, s.ok) for s in report.steps] == [
+        ("setup", True), ("trigger", False), ("teardown", True)]
+    assert report.failed == ["trigger"] and report.watch is None and report.verify is None
+    assert leftovers() == {}
+
+
 def test_a_signal_mid_setup_lets_it_finish_its_calls_then_tears_down(cloud, store, leftovers):
     sig = core.NoSignals()
 

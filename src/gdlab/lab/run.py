@@ -371,7 +371,9 @@ def _setup(cloud, store, scenario_name, lab, email, sig, events, report, class_n
 
 
 def _detect(walk: _Run, lab_ctx: LabContext | None, timeout: float | None) -> None:
-    """trigger -> watch -> verify; stops short when setup did not finish or a signal came."""
+    """trigger -> watch -> verify; stops short when setup did not finish, the trigger
+    failed (no incident to watch for: the run has failed, and waiting out the watch's
+    deadline would only delay the teardown) or a signal came."""
     from gdlab.lab import trigger as trigger_core
     from gdlab.lab import verify as verify_core
     from gdlab.lab import watch as watch_core
@@ -380,13 +382,14 @@ def _detect(walk: _Run, lab_ctx: LabContext | None, timeout: float | None) -> No
     if lab_ctx is None or sig.stop.is_set():
         return
     result = walk.step("trigger", lambda: trigger_core.set_off(lab_ctx), interruptible=True)
-    if result is not None:
-        report.trigger = result
-        events.triggered(result)
-        failure = result.failure()
-        if failure:
-            walk.fail_last(failure[0])
-    if sig.stop.is_set():
+    if result is None:
+        return
+    report.trigger = result
+    events.triggered(result)
+    failure = result.failure()
+    if failure:
+        walk.fail_last(failure[0])
+    if failure or sig.stop.is_set():
         return
 
     def watch_now() -> WatchResult:
