@@ -57,10 +57,10 @@ class CloudSettings:
     # Target local: the local cloud's own key (whatever AWS_* says); None: read from
     # GDLAB_HOME when the first client is made.
     local_credentials: Any = None
-    # Temporary credentials this cloud acts with instead of the usual ones (a role assumed in
-    # another account: gdlab class): aws_access_key_id, aws_secret_access_key,
-    # aws_session_token, as boto3.Session takes them.
-    credentials: dict[str, str] | None = None
+    # Credentials this cloud acts with instead of the usual ones (a role assumed in another
+    # account: gdlab class): botocore credentials (renewing themselves: lab/accounts.py), or
+    # aws_access_key_id, aws_secret_access_key, aws_session_token as boto3.Session takes them.
+    credentials: Any = None
 
     @classmethod
     def from_env(cls, **given: Any) -> CloudSettings:
@@ -96,6 +96,20 @@ def _home_credentials() -> Any:
         return load(gdlab_home())
     except CredentialsError:
         return generate()
+
+
+def _use_credentials(botocore_session: Any, credentials: Any) -> None:
+    """Make `credentials` (botocore's, refreshable ones included) the only source the
+    session resolves: its clients then share them, renewals and all."""
+    from botocore.credentials import CredentialProvider, CredentialResolver
+
+    class Given(CredentialProvider):
+        METHOD = "gdlab-class-role"
+
+        def load(self) -> Any:
+            return credentials
+
+    botocore_session.register_component("credential_provider", CredentialResolver([Given()]))
 
 
 def validate_endpoint(url: str, source: str = "--endpoint-url") -> str:
@@ -178,12 +192,19 @@ class Cloud:
 
             botocore_session = _botocore_session()
 
-            if self.settings.credentials is not None:
+            if isinstance(self.settings.credentials, dict):
                 self._session = boto3.Session(
                     region_name=self.settings.region
                     or (LOCAL_DEFAULT_REGION if self.is_local else None),
                     botocore_session=botocore_session,
                     **self.settings.credentials,
+                )
+            elif self.settings.credentials is not None:
+                _use_credentials(botocore_session, self.settings.credentials)
+                self._session = boto3.Session(
+                    region_name=self.settings.region
+                    or (LOCAL_DEFAULT_REGION if self.is_local else None),
+                    botocore_session=botocore_session,
                 )
             elif self.is_local:
                 if self.settings.local_credentials is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from typing import Any
 
 from gdlab.cloud import Cloud
 from gdlab.errors import ConfigError, GdlabError, UsageError
@@ -56,26 +57,43 @@ def organization_accounts(cloud: Cloud, ou: str | None = None) -> list[str]:
                   and a["Id"] != own)
 
 
-def assume(cloud: Cloud, account: str, role: str, session: str) -> dict[str, str]:
+# What AssumeRole grants: an hour, the most AWS allows when the caller is itself a role
+# (role chaining). A class on AWS outlasts it, so the credentials renew themselves.
+ROLE_SECONDS = 3600
+
+
+def assume(cloud: Cloud, account: str, role: str, session: str) -> Any:
     """Credentials of `role` in `account` for this class's session, or TargetUnreachable in
-    one line (the role is missing, does not trust the caller, or the caller may not)."""
-    from botocore.exceptions import ClientError
+    one line (the role is missing, does not trust the caller, or the caller may not). The
+    role is assumed once now, so a target that cannot be reached is known before its work
+    starts, and again whenever botocore finds the credentials near their expiry (15 minutes
+    before it), so labs that run longer than the role's hour keep their access; a renewal
+    that fails is the AWS error of the call that needed it."""
+    from botocore.credentials import RefreshableCredentials
 
     arn = f"arn:{cloud.partition()}:iam::{account}:role/{role}"
-    try:
+
+    def issue() -> dict[str, str]:
         issued = cloud.client("sts").assume_role(RoleArn=arn, RoleSessionName=session,
-                                                 DurationSeconds=3600)["Credentials"]
+                                                 DurationSeconds=ROLE_SECONDS)["Credentials"]
+        return {"access_key": issued["AccessKeyId"],
+                "secret_key": issued["SecretAccessKey"],
+                "token": issued["SessionToken"],
+                "expiry_time": issued["Expiration"].isoformat()}
+
+    from botocore.exceptions import ClientError
+
+    try:
+        first = issue()
     except ClientError as exc:
         raise TargetUnreachable(
             f"account {account}: cannot assume {role} ({_code(exc) or 'error'}: "
             f"{_message(exc)})",
             f"create the role in {account} trusted by {cloud.account}, or pass --role") from None
-    return {"aws_access_key_id": issued["AccessKeyId"],
-            "aws_secret_access_key": issued["SecretAccessKey"],
-            "aws_session_token": issued["SessionToken"]}
+    return RefreshableCredentials.create_from_metadata(first, issue, "assume-role")
 
 
-def reach(cloud: Cloud, account: str, region: str, credentials: dict[str, str] | None) -> Cloud:
+def reach(cloud: Cloud, account: str, region: str, credentials: Any) -> Cloud:
     """A cloud in `account` and `region`: the caller's own credentials in its own account,
     else the assumed role's."""
     settings = replace(cloud.settings, region=region, credentials=credentials)

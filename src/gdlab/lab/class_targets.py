@@ -25,7 +25,7 @@ class Classroom:
         self.base, self.store, self.classes, self.record = base, store, classes, record
         self.shared = shared
         self.on_change = on_change or (lambda: None)
-        self._credentials: dict[str, dict[str, str] | None] = {}
+        self._credentials: dict[str, Any] = {}
         self._reach_lock = threading.Lock()
         self._account_locks: dict[str, threading.Lock] = {}
 
