@@ -104,6 +104,14 @@ def test_a_class_set_up_with_an_administrator_is_verified_then_torn_down_from_el
             assert checks["administrator-guardduty"] == checks["home-securityhub"] == "pass"
     code, _, err = gdlab("class", "run", "sec-202", "--organization", "--admin-account", admin)
     assert code == 2 and "still has" in err  # its labs and its administrator's changes stand
+    # Another class would share the administrator unknowingly: refused before any change.
+    code, out, err = gdlab("class", "run", "sec-212", "--organization", "--regions",
+                           REGIONS[0], "--admin-account", admin, "--json")
+    assert code == 1 and "Traceback" not in err
+    assert (f"class sec-212: setting up the administrator {admin} failed: administrator "
+            f"{admin} still serves class sec-202") in err
+    assert {t["status"] for t in json.loads(out)["targets"]} == {"failed"}
+    assert json.loads(out)["administrator"]["standing"] == []
     # The machine that set it up is gone: no class record, no lab state. The labs are found
     # by tag, the administrator's changes by the journal in its buckets.
     for path in [*(home / "classes").glob("sec-202.*"),

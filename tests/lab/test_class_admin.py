@@ -123,6 +123,22 @@ def test_another_administrator_already_designated_stops_the_class_in_one_line(or
     assert side.release() == [] and side.record.admin_made == []
 
 
+def test_an_administrator_another_class_stands_in_is_refused_until_that_class_is_gone(org):
+    first = administrator(org, "first", REGIONS[:1])
+    first.prepare(threading.Event())
+    second = administrator(org, "first-too", REGIONS[:1])  # a name the first's begins
+    with pytest.raises(ConfigError) as info:
+        second.prepare(threading.Event())
+    assert info.value.message.startswith(
+        f"administrator {first.account} still serves class first (its bucket gdlab-cls-first-")
+    assert "'gdlab class teardown first'" in info.value.hint
+    assert second.record.admin_made == []  # refused before any change
+    assert first.release() == []
+    second.prepare(threading.Event())
+    assert second.made("gd-admin", REGIONS[0]) is not None
+    assert second.release() == [] and second.record.admin_made == []
+
+
 def test_a_signal_stops_the_preparation_between_its_calls(org):
     side = administrator(org, "stopped", REGIONS[:1])
     stop = threading.Event()

@@ -37,10 +37,9 @@ def _class_step(record: Any, what: str, work: Callable[[Any], None],
         except KeyboardInterrupt:  # the signal that raised it is sig.interrupted
             return False, sig.interrupted
         except Exception as exc:  # noqa: BLE001 - the class's failure: said in one line
-            message, hint = describe(exc)
+            line, _ = describe(exc)  # the message and what to do, in one line
             err_console().print(f"[red]class {record.name}: {escape(what)} failed: "
-                                f"{escape(message)}[/red]" + (
-                                    f" — {escape(hint)}" if hint else ""), soft_wrap=True)
+                                f"{escape(line)}[/red]", soft_wrap=True)
             return False, sig.interrupted
     return not sig.interrupted, sig.interrupted
 

@@ -32,6 +32,7 @@ from gdlab.cloud import Cloud
 from gdlab.errors import ConfigError, GdlabError, describe
 from gdlab.lab import accounts
 from gdlab.lab.awsutil import error_code
+from gdlab.lab.class_holdings import designated, list_bucket, list_name, others_standing
 from gdlab.lab.class_undo import Undoing
 from gdlab.lab.classroom import ClassLab, ClassRecord, ClassStore
 from gdlab.lab.steps import CLASS_TAG
@@ -74,26 +75,6 @@ def serve(administrator: Administrator) -> Iterator[None]:
     finally:
         with _serving_lock:
             _serving.pop(administrator.record.name, None)
-
-
-def designated(client: Any) -> list[str]:
-    """The organization's enabled GuardDuty or Security Hub administrators in the client's
-    region (asked of the management account)."""
-    guardduty = client.meta.service_model.service_name == "guardduty"
-    id_key, status_key = ("AdminAccountId", "AdminStatus") if guardduty else ("AccountId",
-                                                                             "Status")
-    return [a[id_key] for page in client.get_paginator(
-        "list_organization_admin_accounts").paginate() for a in page["AdminAccounts"]
-        if a.get(status_key, "ENABLED") == "ENABLED"]
-
-
-def list_name(class_name: str) -> str:
-    return f"gdlab-class-{class_name}"
-
-
-def list_bucket(class_name: str, account: str, region: str) -> str:
-    # Global names: the class, account and region make it unique (at most 62 characters).
-    return f"gdlab-cls-{class_name}-{account}-{region}"
 
 
 class Administrator(Undoing):
@@ -215,6 +196,7 @@ class Administrator(Undoing):
         """The administrator and its members in every region, then the aggregator. Stops
         between calls once `cancel` is set (what is made is journaled)."""
         if self.regions and not cancel.is_set():
+            self._alone()
             self._bucket(self.home)
             self._organizations()
         for region in self.regions:
@@ -224,6 +206,18 @@ class Administrator(Undoing):
                 part(region)
         if len(self.regions) > 1 and not cancel.is_set():
             self._aggregator()
+
+    def _alone(self) -> None:
+        """Refuses, before any change, an administrator that another class still stands in:
+        the first of the two torn down would take the designation from the other's labs."""
+        others = others_standing(self.cloud(self.home).client("s3"), self.record.name,
+                                 self.account)
+        for other, bucket in others.items():
+            raise ConfigError(
+                f"administrator {self.account} still serves class {other} (its bucket "
+                f"{bucket} is there)",
+                f"tear it down first ('gdlab class teardown {other}'), or run this class "
+                "without --admin-account or with another")
 
     def _organizations(self) -> None:
         """Journals, before any designation, the Organizations changes it brings: the

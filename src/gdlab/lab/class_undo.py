@@ -8,6 +8,7 @@ from typing import Any
 
 from gdlab.errors import StepFailed
 from gdlab.lab.awsutil import error_code
+from gdlab.lab.class_holdings import designated, list_bucket
 from gdlab.lab.steps.detection import empty_and_delete_bucket
 
 
@@ -24,7 +25,6 @@ class Undoing:
             gd.delete_threat_intel_set(DetectorId=detectors[0], ThreatIntelSetId=set_id)
 
     def _undo_list_bucket(self, entry: dict[str, Any]) -> None:
-        from gdlab.lab.class_admin import list_bucket
 
         # Only the class's own name is ever emptied, whatever the journal says.
         empty_and_delete_bucket(self.cloud(entry["region"]).client("s3"),
@@ -50,7 +50,6 @@ class Undoing:
 
     def _undesignate(self, region: str, service: str) -> None:
         """The management account removes the administrator it designated in the region."""
-        from gdlab.lab.class_admin import designated
 
         managing = self.management(region).client(service)
         if self.account in designated(managing):
