@@ -112,6 +112,8 @@ def test_a_class_set_up_with_an_administrator_is_verified_then_torn_down_from_el
             f"{admin} still serves class sec-202") in err
     assert {t["status"] for t in json.loads(out)["targets"]} == {"failed"}
     assert json.loads(out)["administrator"]["standing"] == []
+    code, out, _ = gdlab("class", "status", "sec-212")
+    assert code == 0 and "failed" in out and "pending" not in out
     # The machine that set it up is gone: no class record, no lab state. The labs are found
     # by tag, the administrator's changes by the journal in its buckets.
     for path in [*(home / "classes").glob("sec-202.*"),

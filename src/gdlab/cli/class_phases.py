@@ -60,6 +60,7 @@ def _stand_up(app: Any, classes: Any, record: Any, admin: Any, max_parallel: int
                           admin.prepare)
     if not ok:
         _not_started(record, "the class's administrator could not be set up")
+        classes.save(record)  # its status says so too
         return False, cut, {}
     results, sig, _ = _fan(app, classes, record, "setup", max_parallel, json_out)
     if sig.interrupted:
