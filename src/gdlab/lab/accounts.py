@@ -70,6 +70,7 @@ def assume(cloud: Cloud, account: str, role: str, session: str) -> Any:
     before it), so labs that run longer than the role's hour keep their access; a renewal
     that fails is the AWS error of the call that needed it."""
     from botocore.credentials import RefreshableCredentials
+    from botocore.exceptions import ClientError
 
     arn = f"arn:{cloud.partition()}:iam::{account}:role/{role}"
 
@@ -80,8 +81,6 @@ def assume(cloud: Cloud, account: str, role: str, session: str) -> Any:
                 "secret_key": issued["SecretAccessKey"],
                 "token": issued["SessionToken"],
                 "expiry_time": issued["Expiration"].isoformat()}
-
-    from botocore.exceptions import ClientError
 
     try:
         first = issue()

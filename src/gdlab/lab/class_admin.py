@@ -212,7 +212,8 @@ class Administrator(Undoing):
         the first of the two torn down would take the designation from the other's labs."""
         others = others_standing(self.cloud(self.home).client("s3"), self.record.name,
                                  self.account)
-        for other, bucket in others.items():
+        if others:
+            other, bucket = next(iter(others.items()))
             raise ConfigError(
                 f"administrator {self.account} still serves class {other} (its bucket "
                 f"{bucket} is there)",

@@ -25,7 +25,6 @@ class Undoing:
             gd.delete_threat_intel_set(DetectorId=detectors[0], ThreatIntelSetId=set_id)
 
     def _undo_list_bucket(self, entry: dict[str, Any]) -> None:
-
         # Only the class's own name is ever emptied, whatever the journal says.
         empty_and_delete_bucket(self.cloud(entry["region"]).client("s3"),
                                 list_bucket(self.record.name, self.account, entry["region"]))
@@ -50,7 +49,6 @@ class Undoing:
 
     def _undesignate(self, region: str, service: str) -> None:
         """The management account removes the administrator it designated in the region."""
-
         managing = self.management(region).client(service)
         if self.account in designated(managing):
             managing.disable_organization_admin_account(AdminAccountId=self.account)
