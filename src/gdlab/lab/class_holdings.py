@@ -41,9 +41,9 @@ def others_standing(s3: Any, class_name: str, account: str) -> dict[str, str]:
     from botocore.exceptions import ClientError
 
     others: dict[str, str] = {}
-    for bucket in s3.list_buckets().get("Buckets", []):
-        name = bucket["Name"]
-        if not name.startswith(BUCKET_PREFIX) or f"-{account}-" not in name:
+    pages = s3.get_paginator("list_buckets").paginate(Prefix=BUCKET_PREFIX)
+    for name in (b["Name"] for page in pages for b in page.get("Buckets", [])):
+        if f"-{account}-" not in name:
             continue
         try:
             tags = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=name)["TagSet"]}
