@@ -133,6 +133,27 @@ def test_a_class_set_up_with_an_administrator_is_verified_then_torn_down_from_el
     assert not (home / "classes" / "sec-202.json").exists()
 
 
+def test_a_signal_while_the_administrator_is_set_up_interrupts_every_target(
+        gdlab, monkeypatch):
+    import signal
+
+    from gdlab.lab.class_admin import Administrator
+
+    *students, admin = members(gdlab, 2)
+
+    def signalled(self, cancel):  # type: ignore[no-untyped-def]
+        os.kill(os.getpid(), signal.SIGTERM)  # the handler runs in this (the main) thread
+        assert cancel.wait(5)  # prepare stops between its calls once cancel is set
+
+    monkeypatch.setattr(Administrator, "prepare", signalled)
+    code, out, err = gdlab("class", "run", "sec-213", "--accounts", ",".join(students),
+                           "--regions", REGIONS[0], "--admin-account", admin, "--json")
+    assert code == 130, err
+    targets = json.loads(out)["targets"]
+    assert [(t["status"], t["error"]) for t in targets] == [
+        ("interrupted", "interrupted while the administrator was set up")]
+
+
 def test_an_administrator_is_named_by_its_account_and_runs_no_lab(gdlab):
     code, _, err = gdlab("class", "run", "sec-203", "--accounts", "111111111111",
                          "--admin-account", "12345")

@@ -44,10 +44,10 @@ def _class_step(record: Any, what: str, work: Callable[[Any], None],
     return not sig.interrupted, sig.interrupted
 
 
-def _not_started(record: Any, why: str) -> None:
+def _not_started(record: Any, why: str, status: str = "failed") -> None:
     for lab in record.labs:
         if lab.status in ("pending", "running"):
-            lab.status, lab.error = "failed", why
+            lab.status, lab.error = status, why
 
 
 def _stand_up(app: Any, classes: Any, record: Any, admin: Any, max_parallel: int | None,
@@ -59,7 +59,11 @@ def _stand_up(app: Any, classes: Any, record: Any, admin: Any, max_parallel: int
     ok, cut = _class_step(record, f"setting up the administrator {admin.account}",
                           admin.prepare)
     if not ok:
-        _not_started(record, "the class's administrator could not be set up")
+        if cut:
+            _not_started(record, "interrupted while the administrator was set up",
+                         "interrupted")
+        else:
+            _not_started(record, "the class's administrator could not be set up")
         classes.save(record)  # its status says so too
         return False, cut, {}
     results, sig, _ = _fan(app, classes, record, "setup", max_parallel, json_out)
