@@ -108,3 +108,33 @@ def test_parallel_without_all_is_a_usage_error(fresh_cloud: Any):
     assert done.returncode == 2
     assert "--parallel runs the scenarios of --all side by side" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_runs_whose_parent_is_killed_tear_their_labs_down_themselves(fresh_cloud: Any):
+    """kill -9 of `gdlab run --all` mid-setup: its runs lose what they write to, and each
+    winds down as on a lost terminal (its lab torn down), instead of exiting on the broken
+    pipe and leaving it for a teardown by hand."""
+    cloud = fresh_cloud
+    cloud.run("local", "start")
+    proc = subprocess.Popen(
+        [GDLAB, "run", "--all", "--parallel", "4"],
+        env=cloud.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdin=subprocess.DEVNULL)
+    seen: list[str] = []
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # once every run is setting its lab up
+        line = proc.stdout.readline()
+        seen.append(line)
+        if sum(" started (pid" in s for s in seen) == len(NAMES) and "created" in line:
+            break
+    runs = [int(pid) for pid in re.findall(r" started \(pid (\d+)\)", "".join(seen))]
+    assert len(runs) == len(NAMES), seen
+    proc.kill()
+    proc.wait()
+    proc.stdout.close()
+    deadline = time.monotonic() + 240
+    while any(Path(f"/proc/{pid}").exists() for pid in runs) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [pid for pid in runs if Path(f"/proc/{pid}").exists()]
+    nothing_left(cloud)

@@ -176,3 +176,31 @@ def test_sigterm_ends_a_command_with_the_interrupted_line(run_cli, monkeypatch):
     assert code == 130, (out, err)
     assert "interrupted" in err and "Traceback" not in err
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # restored once main is done
+
+
+def test_a_reader_gone_mid_work_is_one_hang_up(said, monkeypatch):
+    monkeypatch.setattr(signals, "_reader_gone", False)
+    assert signals.reader_gone() is False  # no work to wind down: the caller exits
+    with signals.handling("gd-abc123", say=said.append) as sig:
+        assert signals.reader_gone() is True
+        time.sleep(0.01)  # the handler runs in this thread at the next bytecode boundary
+        assert sig.interrupted == "SIGHUP" and sig.stop.is_set()
+        assert signals.reader_gone() is True  # the other stream breaks too: no second signal
+        time.sleep(0.01)
+        assert not sig.cancel.is_set() and sig.received == ["SIGHUP"]
+
+
+def test_a_console_whose_pipe_broke_goes_quiet_and_the_work_goes_on(said, monkeypatch):
+    import io
+
+    from gdlab.cli.common import _output
+
+    monkeypatch.setattr(signals, "_reader_gone", False)
+    out = _output(file=io.StringIO())
+    with pytest.raises(SystemExit):  # nothing at work: rich's exit, as before
+        out.on_broken_pipe()
+    out = _output(file=io.StringIO())
+    with signals.handling("gd-abc123", say=said.append) as sig:
+        out.on_broken_pipe()
+        time.sleep(0.01)
+        assert out.quiet and sig.stop.is_set()

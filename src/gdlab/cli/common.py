@@ -3,6 +3,8 @@ and the translation of errors into one line."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -202,21 +204,39 @@ def interrupt_was_explained() -> bool:
     return _interrupt_explained
 
 
+def _output(**kwargs: Any) -> Console:
+    """A rich console that outlives its reader. On a broken pipe rich exits at once
+    (SystemExit), which in the middle of a setup would leave the lab behind; this one stops
+    writing, and a run or setup at work winds down as on a lost terminal
+    (signals.reader_gone)."""
+    from rich.console import Console
+
+    class Output(Console):
+        def on_broken_pipe(self) -> None:
+            from gdlab.cli import signals
+
+            self.quiet = True
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, self.file.fileno())  # what else writes there is dropped too
+                os.close(devnull)
+            if not signals.reader_gone():
+                raise SystemExit(1)
+
+    return Output(**kwargs)
+
+
 def console() -> Console:
     global _console
     if _console is None:
-        from rich.console import Console
-
-        _console = Console(highlight=False)
+        _console = _output(highlight=False)
     return _console
 
 
 def err_console() -> Console:
     global _err_console
     if _err_console is None:
-        from rich.console import Console
-
-        _err_console = Console(stderr=True, highlight=False)
+        _err_console = _output(stderr=True, highlight=False)
     return _err_console
 
 

@@ -188,6 +188,24 @@ def interruptible() -> Iterator[None]:
         yield
 
 
+_reader_gone = False
+
+
+def reader_gone() -> bool:
+    """What this process writes to is gone (the `gdlab run --all` that started it was killed,
+    a pipe's reader ended). With a handler in place (a run or setup at work) that is a hang-up:
+    SIGHUP is raised once, so its handler winds the work down in the main thread as it does
+    for a lost terminal (the calls in flight finish, the lab is torn down), and True is
+    returned: the caller goes on without output. False: no work to wind down."""
+    global _reader_gone
+    if _current is None:
+        return False
+    if not _reader_gone and hasattr(signal, "SIGHUP"):
+        _reader_gone = True
+        signal.raise_signal(signal.SIGHUP)  # ignored if the process was started ignoring it
+    return True
+
+
 def _keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
