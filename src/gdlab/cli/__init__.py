@@ -75,8 +75,9 @@ def _register() -> None:
 _register()
 
 
+# Said for any command, also one stopped before it opened a lab: no lab is presumed.
 INTERRUPTED = (
-    "interrupted — the lab's journal is saved; 'gdlab status' shows it, "
+    "interrupted — whatever was created is journaled: 'gdlab labs' lists the labs, "
     "'gdlab teardown' removes what was created"
 )
 GLOBAL_WITH_VALUE = ("--target", "--region", "--profile", "--endpoint-url")
