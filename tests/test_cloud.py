@@ -272,12 +272,12 @@ def test_given_credentials_act_instead_of_the_home_ones(local_server):
                           **keys).assume_role(
         RoleArn=f"arn:aws:iam::{member}:role/OrganizationAccountAccessRole",
         RoleSessionName="gdlab-class-c")["Credentials"]
+    from botocore.credentials import Credentials
+
     cloud = Cloud(CloudSettings(
         target="local", region="eu-west-1", endpoint_url=local_server.endpoint,
-        local_cloud_id=local_server.cloud_id, credentials={
-            "aws_access_key_id": issued["AccessKeyId"],
-            "aws_secret_access_key": issued["SecretAccessKey"],
-            "aws_session_token": issued["SessionToken"]}))
+        local_cloud_id=local_server.cloud_id, credentials=Credentials(
+            issued["AccessKeyId"], issued["SecretAccessKey"], issued["SessionToken"])))
     assert cloud.account == member
     assert cloud.client("sts").get_caller_identity()["Arn"].endswith("/gdlab-class-c")
     assert cloud.client("ec2").meta.region_name == "eu-west-1"

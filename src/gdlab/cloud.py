@@ -58,8 +58,7 @@ class CloudSettings:
     # GDLAB_HOME when the first client is made.
     local_credentials: Any = None
     # Credentials this cloud acts with instead of the usual ones (a role assumed in another
-    # account: gdlab class): botocore credentials (renewing themselves: lab/accounts.py), or
-    # aws_access_key_id, aws_secret_access_key, aws_session_token as boto3.Session takes them.
+    # account: gdlab class): botocore credentials, renewing themselves (lab/accounts.py).
     credentials: Any = None
 
     @classmethod
@@ -192,14 +191,7 @@ class Cloud:
 
             botocore_session = _botocore_session()
 
-            if isinstance(self.settings.credentials, dict):
-                self._session = boto3.Session(
-                    region_name=self.settings.region
-                    or (LOCAL_DEFAULT_REGION if self.is_local else None),
-                    botocore_session=botocore_session,
-                    **self.settings.credentials,
-                )
-            elif self.settings.credentials is not None:
+            if self.settings.credentials is not None:
                 _use_credentials(botocore_session, self.settings.credentials)
                 self._session = boto3.Session(
                     region_name=self.settings.region

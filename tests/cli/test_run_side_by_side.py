@@ -126,8 +126,9 @@ def test_runs_whose_parent_is_killed_tear_their_labs_down_themselves(fresh_cloud
     while time.monotonic() < deadline:  # once every run is setting its lab up
         line = proc.stdout.readline()
         seen.append(line)
-        if sum(" started (pid" in s for s in seen) == len(NAMES) and "created" in line:
-            break
+        if not line or (sum(" started (pid" in s for s in seen) == len(NAMES)
+                        and "created" in line):
+            break  # (no line: the parent ended before, which the count below reports)
     runs = [int(pid) for pid in re.findall(r" started \(pid (\d+)\)", "".join(seen))]
     assert len(runs) == len(NAMES), seen
     proc.kill()

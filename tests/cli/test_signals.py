@@ -190,6 +190,23 @@ def test_a_reader_gone_mid_work_is_one_hang_up(said, monkeypatch):
         assert not sig.cancel.is_set() and sig.received == ["SIGHUP"]
 
 
+@pytest.mark.parametrize("winding_down", ["after-a-signal", "teardown", "teardown-only"])
+def test_a_reader_gone_while_winding_down_never_counts_as_another_signal(
+        said, monkeypatch, winding_down):
+    # `gdlab run | tee`, then Ctrl-C: tee dies too, and the next line gdlab writes breaks.
+    monkeypatch.setattr(signals, "_reader_gone", False)
+    with signals.handling("gd-abc123", say=said.append,
+                          teardown_only=winding_down == "teardown-only") as sig:
+        if winding_down == "after-a-signal":
+            send(signal.SIGINT)
+        elif winding_down == "teardown":
+            sig.tearing_down()
+        assert signals.reader_gone() is True
+        time.sleep(0.01)
+        assert not sig.cancel.is_set()
+        assert sig.received == (["SIGINT"] if winding_down == "after-a-signal" else [])
+
+
 def test_a_console_whose_pipe_broke_goes_quiet_and_the_work_goes_on(said, monkeypatch):
     import io
 

@@ -139,6 +139,24 @@ def test_an_administrator_another_class_stands_in_is_refused_until_that_class_is
     assert second.release() == [] and second.record.admin_made == []
 
 
+def test_two_classes_started_at_the_same_moment_never_both_go_on(org):
+    first = administrator(org, "same-a", REGIONS[:1])
+    second = administrator(org, "same-b", REGIONS[:1])
+    own_bucket = first._bucket
+
+    def racing(region):  # type: ignore[no-untyped-def]
+        own_bucket(region)
+        second._bucket(region)  # the other class makes its bucket meanwhile
+
+    first._bucket = racing  # type: ignore[method-assign]
+    for side, other in ((first, "same-b"), (second, "same-a")):
+        with pytest.raises(ConfigError, match=f"still serves class {other} "):
+            side.prepare(threading.Event())
+        assert [e["kind"] for e in side.record.admin_made] == ["list-bucket"]
+    assert first.release() == [] and second.release() == []
+    assert first.record.admin_made == second.record.admin_made == []
+
+
 def test_a_signal_stops_the_preparation_between_its_calls(org):
     side = administrator(org, "stopped", REGIONS[:1])
     stop = threading.Event()

@@ -217,8 +217,9 @@ def _output(**kwargs: Any) -> Console:
 
             self.quiet = True
             with contextlib.suppress(OSError, ValueError, AttributeError):
+                broken = self.file.fileno()  # what else writes there is dropped too
                 devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, self.file.fileno())  # what else writes there is dropped too
+                os.dup2(devnull, broken)
                 os.close(devnull)
             if not signals.reader_gone():
                 raise SystemExit(1)

@@ -189,6 +189,7 @@ def interruptible() -> Iterator[None]:
 
 
 _reader_gone = False
+_reader_lock = threading.Lock()
 
 
 def reader_gone() -> bool:
@@ -196,13 +197,19 @@ def reader_gone() -> bool:
     a pipe's reader ended). With a handler in place (a run or setup at work) that is a hang-up:
     SIGHUP is raised once, so its handler winds the work down in the main thread as it does
     for a lost terminal (the calls in flight finish, the lab is torn down), and True is
-    returned: the caller goes on without output. False: no work to wind down."""
+    returned: the caller goes on without output. Nothing is raised once the work is winding
+    down already (a signal came, or the teardown is under way): a hang-up would count as the
+    next signal and stop that teardown part-way. A process started ignoring SIGHUP (nohup)
+    finishes its work, quietly. False: no work to wind down."""
     global _reader_gone
-    if _current is None:
+    sig = _current
+    if sig is None:
         return False
-    if not _reader_gone and hasattr(signal, "SIGHUP"):
-        _reader_gone = True
-        signal.raise_signal(signal.SIGHUP)  # ignored if the process was started ignoring it
+    with _reader_lock:  # both streams may break at once, in two threads
+        first, _reader_gone = not _reader_gone, True
+    if (first and sig.stage == "work" and not sig.received and not sig.teardown_only
+            and hasattr(signal, "SIGHUP")):
+        signal.raise_signal(signal.SIGHUP)
     return True
 
 

@@ -198,6 +198,7 @@ class Administrator(Undoing):
         if self.regions and not cancel.is_set():
             self._alone()
             self._bucket(self.home)
+            self._alone()  # a class started at the same moment: one of them (or both) stops
             self._organizations()
         for region in self.regions:
             for part in (self._bucket, self._guardduty, self._securityhub):
