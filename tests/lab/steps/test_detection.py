@@ -48,3 +48,15 @@ def test_a_refused_read_of_a_list_still_listed_is_raised(cloud):
     gd.meta.events.register("before-call.guardduty.GetThreatIntelSet", refuse)
     with pytest.raises(ClientError, match="BadRequestException"):
         threat_intel_sets(gd, detector)
+
+
+def test_a_list_being_deleted_is_left_out(cloud):
+    # AWS may go on listing a deleted list a while, with the status DELETED.
+    gd, detector, ids = _detector_with_lists(cloud, ["mine", "theirs"])
+
+    def being_deleted(parsed, **_):
+        if parsed.get("Name") == "theirs":
+            parsed["Status"] = "DELETE_PENDING"
+
+    gd.meta.events.register("after-call.guardduty.GetThreatIntelSet", being_deleted)
+    assert [set_id for set_id, _ in threat_intel_sets(gd, detector)] == [ids["mine"]]

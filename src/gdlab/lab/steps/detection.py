@@ -13,6 +13,7 @@ from gdlab.lab.steps import LAB_TAG, Found, LabContext, Step
 
 THREAT_LIST_KEY = "threat-list.txt"
 MAX_THREAT_LISTS = 6  # GuardDuty's quota per detector
+GOING = ("DELETE_PENDING", "DELETED")  # a threat list's statuses once it is being deleted
 
 
 def bucket_name(ctx: LabContext) -> str:
@@ -289,8 +290,9 @@ class ThreatIntelSet(Step):
 
 
 def threat_intel_sets(guardduty: Any, detector_id: str) -> list[tuple[str, dict[str, Any]]]:
-    """Every threat list of a detector with its description. A list that another lab of
-    the same detector deletes between the listing and the read is left out: GuardDuty then
+    """Every threat list of a detector with its description, but those being deleted
+    (DELETE_PENDING, DELETED: AWS may list them a while). A list that another lab of the
+    same detector deletes between the listing and the read is left out too: GuardDuty then
     answers BadRequestException (it has no not-found code), so the id is listed again to
     tell "gone meanwhile" from a real refusal."""
     from botocore.exceptions import ClientError
@@ -309,7 +311,8 @@ def threat_intel_sets(guardduty: Any, detector_id: str) -> list[tuple[str, dict[
             if error_code(exc) == "BadRequestException" and set_id not in listed():
                 continue
             raise
-        sets.append((set_id, info))
+        if info.get("Status") not in GOING:
+            sets.append((set_id, info))
     return sets
 
 
