@@ -31,6 +31,26 @@ def nothing_left(cloud: Any) -> None:
     assert cloud.hub_arn() is None
 
 
+def every_run_setting_up(cloud: Any) -> tuple[subprocess.Popen[str], list[str]]:
+    """`gdlab run --all --parallel 4` started, and its output read until every run is
+    setting its lab up (or it ended before: the caller's checks report it)."""
+    cloud.run("local", "start")
+    proc = subprocess.Popen(
+        [GDLAB, "run", "--all", "--parallel", "4"],
+        env=cloud.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdin=subprocess.DEVNULL)
+    seen: list[str] = []
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        seen.append(line)
+        if not line or (sum(" started (pid" in s for s in seen) == len(NAMES)
+                        and "created" in line):
+            break
+    return proc, seen
+
+
 def test_every_scenario_side_by_side_passes_with_one_report(fresh_cloud: Any, tmp_path: Path):
     cloud = fresh_cloud
     junit, page = tmp_path / "runs.xml", tmp_path / "incident.html"
@@ -81,19 +101,7 @@ def test_the_elastic_ip_quota_decides_how_many_run_at_once(fresh_cloud: Any):
 
 def test_ctrl_c_winds_every_run_down_and_leaves_nothing(fresh_cloud: Any):
     cloud = fresh_cloud
-    cloud.run("local", "start")
-    proc = subprocess.Popen(
-        [GDLAB, "run", "--all", "--parallel", "4"],
-        env=cloud.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        stdin=subprocess.DEVNULL)
-    seen: list[str] = []
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # once every run is setting its lab up
-        line = proc.stdout.readline()
-        seen.append(line)
-        if sum(" started (pid" in s for s in seen) == len(NAMES) and "created" in line:
-            break
+    proc, seen = every_run_setting_up(cloud)
     proc.send_signal(signal.SIGINT)  # as a terminal's Ctrl-C: to this process only
     rest, _ = proc.communicate(timeout=300)
     out = "".join(seen) + rest
@@ -115,20 +123,8 @@ def test_runs_whose_parent_is_killed_tear_their_labs_down_themselves(fresh_cloud
     winds down as on a lost terminal (its lab torn down), instead of exiting on the broken
     pipe and leaving it for a teardown by hand."""
     cloud = fresh_cloud
-    cloud.run("local", "start")
-    proc = subprocess.Popen(
-        [GDLAB, "run", "--all", "--parallel", "4"],
-        env=cloud.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        stdin=subprocess.DEVNULL)
-    seen: list[str] = []
+    proc, seen = every_run_setting_up(cloud)
     assert proc.stdout is not None
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # once every run is setting its lab up
-        line = proc.stdout.readline()
-        seen.append(line)
-        if not line or (sum(" started (pid" in s for s in seen) == len(NAMES)
-                        and "created" in line):
-            break  # (no line: the parent ended before, which the count below reports)
     runs = [int(pid) for pid in re.findall(r" started \(pid (\d+)\)", "".join(seen))]
     assert len(runs) == len(NAMES), seen
     proc.kill()
