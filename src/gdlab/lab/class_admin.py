@@ -32,7 +32,7 @@ from gdlab.cloud import Cloud
 from gdlab.errors import ConfigError, GdlabError, describe
 from gdlab.lab import accounts
 from gdlab.lab.awsutil import error_code
-from gdlab.lab.class_holdings import designated, list_bucket, list_name, others_standing
+from gdlab.lab.class_holdings import designated, list_bucket, list_name, other_standing
 from gdlab.lab.class_undo import Undoing
 from gdlab.lab.classroom import ClassLab, ClassRecord, ClassStore
 from gdlab.lab.steps import CLASS_TAG
@@ -211,10 +211,10 @@ class Administrator(Undoing):
     def _alone(self) -> None:
         """Refuses, before any change, an administrator that another class still stands in:
         the first of the two torn down would take the designation from the other's labs."""
-        others = others_standing(self.cloud(self.home).client("s3"), self.record.name,
-                                 self.account)
-        if others:
-            other, bucket = next(iter(others.items()))
+        standing = other_standing(self.cloud(self.home).client("s3"), self.record.name,
+                                  self.account)
+        if standing:
+            other, bucket = standing
             raise ConfigError(
                 f"administrator {self.account} still serves class {other} (its bucket "
                 f"{bucket} is there)",

@@ -1,6 +1,6 @@
 """What a class's GuardDuty administrator account holds for classes, by name: the class's
 threat list and bucket, the organization's designated administrators, and which classes
-stand in the account now (one at a time: see `others_standing`)."""
+stand in the account now (one at a time: see `other_standing`)."""
 
 from __future__ import annotations
 
@@ -32,15 +32,16 @@ def designated(client: Any) -> list[str]:
         if a.get(status_key, "ENABLED") == "ENABLED"]
 
 
-def others_standing(s3: Any, class_name: str, account: str) -> dict[str, str]:
-    """The other classes standing in the administrator account, each with its bucket
-    there (made first, removed last): each still holds the designation, members and lists
-    its journal names. A second class there would share them without either knowing, and
-    the first one torn down would take them from the other's labs, so a class waits for the
-    account to be free. A class is told by its bucket's tag (names may hold hyphens)."""
+def other_standing(s3: Any, class_name: str, account: str) -> tuple[str, str] | None:
+    """Another class standing in the administrator account, with its bucket there (made
+    first, removed last), or None; of several, the first by name. Such a class still holds
+    the designation, members and lists its journal names. A second class there would share
+    them without either knowing, and the first one torn down would take them from the
+    other's labs, so a class waits for the account to be free. A class is told by its
+    bucket's tag (names may hold hyphens)."""
     from botocore.exceptions import ClientError
 
-    others: dict[str, str] = {}
+    found: list[tuple[str, str]] = []
     pages = s3.get_paginator("list_buckets").paginate(Prefix=BUCKET_PREFIX)
     for name in (b["Name"] for page in pages for b in page.get("Buckets", [])):
         if f"-{account}-" not in name:
@@ -53,5 +54,5 @@ def others_standing(s3: Any, class_name: str, account: str) -> dict[str, str]:
             raise
         owner = tags.get(CLASS_TAG)
         if owner and owner != class_name and name.startswith(f"{BUCKET_PREFIX}{owner}-"):
-            others.setdefault(owner, name)
-    return dict(sorted(others.items()))
+            found.append((owner, name))
+    return min(found) if found else None
